@@ -1,0 +1,231 @@
+"""The `kgenrich` command line: run, export, demo (and recommend).
+
+Loads the one Settings object (flags > environment `KGENRICH_*` > defaults) and hands it to the
+Prefect flow. Every KgenrichError becomes a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
+import typer  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.logging import RichHandler  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from kgenrich.errors import KgenrichError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Knowledge-graph enrichment for item catalogs.")
+console = Console(stderr=True)
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("httpx", "pykeen", "torch_max_mem", "prefect.server", "uvicorn"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kgenrich").setLevel(logging.INFO)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(2) from err
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise typer.BadParameter(f"{what} {p!r}: expected COLUMN=RELATION")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_settings(config: Path | None, overrides: dict[str, Any]) -> Any:
+    """Settings from an optional JSON/TOML file, then the environment, then flags."""
+    from kgenrich.settings import Settings
+
+    data: dict[str, Any] = {}
+    if config is not None:
+        text = config.read_text(encoding="utf-8")
+        if config.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise KgenrichError(f"invalid settings: {err}") from err
+
+
+def _print_report(report: Any) -> None:
+    table = Table(title=f"run {report.run}")
+    for col in ("stage", "kept", "rejected", "LLM calls", "cached", "tokens", "s"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in report.stages:
+        table.add_row(s.stage, str(s.kept), str(s.rejected), str(s.llm_calls), str(s.cache_hits),
+                      str(s.prompt_tokens + s.completion_tokens), f"{s.seconds:.1f}")
+    Console().print(table)
+    Console().print("decisions:", dict(sorted(report.decisions.items())))
+    for name, path in report.outputs.items():
+        Console().print(f"  {name}: {path}")
+
+
+@app.command()
+def run(
+    catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
+                                                ".item.", exists=True, dir_okay=False)],
+    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = ROOT
+    / "data" / "ontology" / "movies.json",
+    out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
+    id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
+    title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
+    text_col: Annotated[list[str], typer.Option(help="Free-text column (repeatable).")] = [],  # noqa: B006
+    attr: Annotated[list[str], typer.Option(help="COLUMN=RELATION (repeatable).")] = [],  # noqa: B006
+    list_sep: Annotated[str, typer.Option(help="Separator inside list cells.")] = "|",
+    catalog_format: Annotated[str, typer.Option(help="auto|csv|tsv|jsonl|parquet|recbole")] = "auto",
+    seed: Annotated[Path | None, typer.Option(help="Seed KG file.", exists=True)] = None,
+    seed_format: Annotated[str, typer.Option(help="auto|tsv|nt|ttl|recbole|ripplenet|rkge")] = "auto",
+    seed_link: Annotated[Path | None, typer.Option(help="RecBole .link / RippleNet item index.",
+                                                   exists=True)] = None,
+    interactions: Annotated[Path | None, typer.Option(help="User-item ratings for "
+                                                           "ratings_final.txt.", exists=True)] = None,
+    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
+                                                exists=True)] = None,
+    backend: Annotated[str | None, typer.Option(help="LLM backend: embedded|openai|fake.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
+    samples: Annotated[int | None, typer.Option(help="k samples per completion.")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Complete at most N items.")] = None,
+    no_extract: Annotated[bool, typer.Option(help="Skip relation extraction.")] = False,
+    no_discover: Annotated[bool, typer.Option(help="Skip entity discovery.")] = False,
+    kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
+    run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Enrich a catalog (and optional seed KG) and write every export."""
+    _setup_logging(verbose)
+    from flows.enrich import EnrichInputs, enrich
+    from flows.io import MappingSpec
+
+    try:
+        settings = load_settings(config, {
+            "llm.backend": backend, "llm.base_url": base_url, "llm.model": model,
+            "llm.concurrency": concurrency, "complete.samples": samples,
+            "complete.max_items": max_items, "verify.model": kge_model, "verify.epochs": epochs,
+            "extract.enabled": False if no_extract else None,
+            "discover.use_llm": False if no_discover else None,
+            "discover.use_spacy": False if no_discover else None,
+        })
+        inputs = EnrichInputs(
+            catalog=catalog, ontology=ontology, out_dir=out, seed=seed, seed_format=seed_format,
+            seed_link=seed_link, interactions=interactions, run_name=run_name,
+            mapping=MappingSpec(id=id_col, title=title_col, text=tuple(text_col),
+                                attributes=_parse_pairs(attr, "--attr"), list_separator=list_sep,
+                                format=catalog_format),
+        )
+        report = enrich(inputs, settings)
+    except KgenrichError as err:
+        _fail(err)
+    _print_report(report)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run's output folder.", exists=True)],
+    out: Annotated[Path, typer.Option(help="Where to write.")],
+    formats: Annotated[list[str], typer.Option("--format", help="turtle|nquads|graphml|"
+                                               "ripplenet|recbole (repeatable).")] = [],  # noqa: B006
+    include: Annotated[list[str], typer.Option(help="Decisions for recommender files "
+                                               "(repeatable).")] = [],  # noqa: B006
+    no_llm: Annotated[bool, typer.Option(help="Drop every LLM-added triple.")] = False,
+) -> None:
+    """Re-export a finished run (from its triples.jsonl) in other formats or with other filters."""
+    _setup_logging(False)
+    from flows.io import write_exports
+    from kg.export.jsonl import read_jsonl
+    from kg.records import TRUSTED_SOURCES
+    from kgenrich.settings import ExportSettings
+
+    try:
+        entities, triples = read_jsonl(run_dir)
+        if no_llm:
+            triples = [t for t in triples if t.provenance.source in TRUSTED_SOURCES]
+        defaults = ExportSettings()
+        settings = ExportSettings(formats=tuple(formats) or defaults.formats,
+                                  include=tuple(include) or defaults.include)
+        written = write_exports(out, entities=entities, triples=triples, ontology=None,  # type: ignore[arg-type]
+                                items=[], interactions=None, settings=settings)
+    except KgenrichError as err:
+        _fail(err)
+    for name, path in written.items():
+        Console().print(f"  {name}: {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
+    backend: Annotated[str, typer.Option(help="LLM backend.")] = "embedded",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
+    completed facts against the demo's hidden answer key."""
+    _setup_logging(verbose)
+    from flows.demo import run_demo
+
+    start = time.perf_counter()
+    try:
+        settings = load_settings(None, {"llm.backend": backend, "llm.base_url": base_url,
+                                        "llm.model": model})
+        result = run_demo(DEMO, out=out, settings=settings)
+    except KgenrichError as err:
+        _fail(err)
+    _print_report(result.report)
+    c = Console()
+    c.print(f"\n[bold]Demo: completed facts vs the hidden answer key[/] "
+            f"({time.perf_counter() - start:.0f} s)")
+    for name, pr in result.scores.items():
+        c.print(f"  {name:>28}: precision {pr.precision:.2f}  recall {pr.recall:.2f}  "
+                f"({pr.correct}/{pr.proposed} proposed correct, key {pr.key_size})")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except KgenrichError as err:
+        console.print(f"[bold red]error:[/] {err}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""The one settings object. Every option, its default, bounds and description live here.
+
+Loaded once by the CLI or a flow entry point (env prefix `KGENRICH_`, nested with `__`, e.g.
+`KGENRICH_LLM__BASE_URL`), then unpacked into plain stage arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["embedded", "openai", "fake"] = Field(
+        "embedded",
+        description="embedded: start llama.cpp's OpenAI-compatible server on 127.0.0.1 with the "
+        "bundled Qwen2.5-Coder-1.5B GGUF; openai: any OpenAI-compatible base_url.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."
+    )
+    api_key: SecretStr = Field(
+        SecretStr("not-needed"), description="API key; never logged or exported."
+    )
+    model: str = Field("qwen2.5-coder-1.5b-instruct-q4", description="Model name sent to the API.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout in seconds.")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
+    concurrency: int = Field(2, ge=1, le=256, description="Requests in flight at once.")
+    cache_dir: Path | None = Field(
+        Path(".kgenrich-cache/llm"),
+        description="On-disk response cache; re-running on unchanged input makes zero calls. "
+        "None disables it.",
+    )
+    max_calls: int | None = Field(None, ge=1, description="Budget: stop cleanly after N calls.")
+    max_tokens_total: int | None = Field(None, ge=1, description="Budget: total tokens per run.")
+    embedded_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
+    embedded_threads: int = Field(2, ge=1, le=64, description="llama.cpp CPU threads.")
+    embedded_ctx: int = Field(2048, ge=512, le=32768, description="llama.cpp context size.")
+
+
+class DiscoverSettings(BaseModel):
+    use_spacy: bool = Field(True, description="Run spaCy NER (en_core_web_sm) on item text.")
+    use_llm: bool = Field(True, description="Ask the LLM for typed entities in item text.")
+    max_per_item: int = Field(20, ge=0, le=500, description="Entities kept per item.")
+
+
+class ExtractSettings(BaseModel):
+    enabled: bool = Field(True, description="Run LLM relation extraction on item text.")
+    max_per_item: int = Field(20, ge=0, le=500, description="Triples kept per item.")
+
+
+class CompleteSettings(BaseModel):
+    enabled: bool = Field(True, description="Ask the LLM for missing tails.")
+    relations: tuple[str, ...] | None = Field(
+        None, description="Relations to complete; None = every relation of the item type."
+    )
+    samples: int = Field(3, ge=1, le=20, description="k samples per question, for agreement.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature for k>1.")
+    max_candidates: int = Field(
+        40, ge=0, le=500, description="Known range entities offered as choices (0 = free text)."
+    )
+    max_items: int | None = Field(None, ge=1, description="Complete at most N items per run.")
+
+
+class VerifySettings(BaseModel):
+    model: str = Field("ComplEx", description="PyKEEN model name for the KGE verifier.")
+    epochs: int = Field(100, ge=1, le=5000, description="Maximum training epochs.")
+    dim: int = Field(64, ge=2, le=2048, description="Embedding dimension.")
+    seed: int = Field(0, description="Training seed.")
+    holdout: float = Field(0.1, gt=0, lt=0.5, description="Trusted triples held out to calibrate.")
+    review_band: tuple[float, float] = Field(
+        (0.4, 0.6),
+        description="(low, high): accept at or above high, reject below low, and send the band "
+        "between them to the review queue.",
+    )
+
+
+class ExportSettings(BaseModel):
+    formats: tuple[str, ...] = Field(
+        ("turtle", "nquads", "graphml", "ripplenet", "recbole"), description="What to write."
+    )
+    include: tuple[str, ...] = Field(
+        ("trusted", "accepted"),
+        description="Decisions exported to the recommender files (RDF always keeps all).",
+    )
+    base_iri: str = Field("https://kgenrich.dev/id/", description="Base for minted entity IRIs.")
+
+
+class Settings(BaseSettings):
+    """All of kgenrich's options."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KGENRICH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    discover: DiscoverSettings = Field(default_factory=DiscoverSettings)
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    complete: CompleteSettings = Field(default_factory=CompleteSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    reports_dir: Path = Field(Path("reports"), description="Where run reports are written.")

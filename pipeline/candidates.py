@@ -1,0 +1,64 @@
+"""A candidate fact from an LLM stage, before its tail is resolved to an entity id.
+
+Extraction and completion both produce candidates; `to_triples` resolves tails and turns them
+into `Triple` records with provenance, ready for verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from kg.ids import item_entity_id
+from kg.records import Decision, Provenance, SourceKind, Triple
+from pipeline.resolve import EntityIndex, resolve
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    relation: str
+    tail_label: str
+    tail_type: str
+    evidence: str | None = None
+    model: str
+    prompt_version: str
+    agreement: float  # share of the k samples that gave this tail
+    samples: int
+
+
+def to_triples(
+    candidates: Sequence[Candidate],
+    *,
+    index: EntityIndex,
+    source: SourceKind,
+    item_links: Mapping[str, str] | None = None,
+) -> tuple[list[Triple], set[str]]:
+    """Resolve tails (linking to known entities, minting new ones); returns the triples and the
+    ids of entities minted here."""
+    links = item_links or {}
+    triples: list[Triple] = []
+    minted: set[str] = set()
+    for c in candidates:
+        res = resolve(c.tail_label, c.tail_type, index=index, source=source)
+        if res.is_new:
+            minted.add(res.entity.id)
+        triples.append(
+            Triple(
+                head=links.get(c.item_id, item_entity_id(c.item_id)),
+                relation=c.relation,
+                tail=res.entity.id,
+                provenance=Provenance(
+                    source=source,
+                    item_id=c.item_id,
+                    model=c.model,
+                    prompt_version=c.prompt_version,
+                    evidence=c.evidence,
+                    scores={"agreement": c.agreement, "samples": float(c.samples)},
+                    decision=Decision.PENDING,
+                ),
+            )
+        )
+    return triples, minted
