@@ -57,6 +57,7 @@ class EnrichInputs(BaseModel):
     seed: Path | None = None
     seed_format: str = "auto"
     seed_link: Path | None = None
+    seed_on_error: str = "raise"  # "skip": bad seed lines become counted rejections
     interactions: Path | None = None
     run_name: str | None = None
     extra_report: dict[str, Any] = Field(default_factory=dict)
@@ -131,6 +132,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     index = EntityIndex.build([*(seed.entities if seed else ()),
                                *item_entities(items, ontology=ontology, item_links=links)])
     stages: dict[str, StageResult[Any]] = {}
+    if seed is not None:
+        stages["seed"] = StageResult(kept=seed.triples, rejected=seed.rejected)
     stages["catalog"] = catalog_task(items, ontology=ontology, index=index, links=links)
     base = dedupe_triples([*(seed.triples if seed else ()), *stages["catalog"].kept])
 
@@ -184,7 +187,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                "llm failures": usage.failures, **inputs.extra_report},
     )
     outputs = fio.write_exports(
-        inputs.out_dir, entities=entities, triples=triples, ontology=ontology, items=items,
+        inputs.out_dir, entities=entities, triples=triples, items=[it.id for it in items],
         interactions=inputs.interactions, settings=settings.export,
     )
     report = report.model_copy(update={"outputs": {k: str(p) for k, p in outputs.items()}})

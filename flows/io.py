@@ -14,7 +14,9 @@ from kg.atomic import atomic_dir, atomic_write
 from kg.io.catalog import CatalogMapping, read_catalog
 from kg.io.seed import SeedGraph, read_seed
 from kg.ontology import load_ontology
+from kg.export.ripplenet import Interaction
 from kg.records import Entity, Item, Ontology, Triple
+from kgenrich.errors import InputError
 from kgenrich.settings import ExportSettings
 from pipeline.assemble import exported
 from pipeline.report import RunReport
@@ -39,6 +41,7 @@ def read_ontology(path: Path) -> Ontology:
 
 
 def read_items(path: Path, spec: MappingSpec, *, ontology: Ontology) -> list[Item]:
+    del ontology  # relations are checked by the catalog stage, which records rejections
     mapping = CatalogMapping(id=spec.id, title=spec.title, text=spec.text,
                              attributes=spec.attributes, list_separator=spec.list_separator,
                              format=spec.format)  # type: ignore[arg-type]
@@ -49,7 +52,7 @@ def read_seed_graph(inputs: EnrichInputs, *, ontology: Ontology) -> SeedGraph | 
     if inputs.seed is None:
         return None
     return read_seed(inputs.seed, format=inputs.seed_format, ontology=ontology,  # type: ignore[arg-type]
-                     link=inputs.seed_link)
+                     link=inputs.seed_link, on_error=inputs.seed_on_error)  # type: ignore[arg-type]
 
 
 def write_exports(
@@ -57,41 +60,79 @@ def write_exports(
     *,
     entities: Sequence[Entity],
     triples: Sequence[Triple],
-    ontology: Ontology,
-    items: Sequence[Item],
+    items: Sequence[str] | None,
     interactions: Path | None,
     settings: ExportSettings,
 ) -> dict[str, Path]:
-    """Every export of a run; the folder appears complete or not at all."""
+    """Every export of a run. Each file is replaced atomically; the canonical JSONL dump
+    (everything, rejected triples included) is written last, so a folder with a fresh
+    triples.jsonl has fresh exports beside it."""
     from kg.export import graph as gexp
     from kg.export import jsonl, rdf, recbole, ripplenet
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rec_triples = exported(triples, include=settings.include)
     written: dict[str, Path] = {}
-    with atomic_dir(out_dir) as tmp:
-        jsonl.write_jsonl(tmp, entities=entities, triples=triples)
-        written["jsonl"] = out_dir / "triples.jsonl"
-        if "turtle" in settings.formats:
-            rdf.write_turtle(tmp / "graph.ttl", entities=entities, triples=triples,
-                             base_iri=settings.base_iri)
-            written["turtle"] = out_dir / "graph.ttl"
-        if "nquads" in settings.formats:
-            rdf.write_nquads(tmp / "graph.nq", entities=entities, triples=triples,
-                             base_iri=settings.base_iri)
-            written["nquads"] = out_dir / "graph.nq"
-        if "graphml" in settings.formats:
-            gexp.write_graphml(tmp / "graph.graphml", entities=entities, triples=triples)
-            written["graphml"] = out_dir / "graph.graphml"
-        if "ripplenet" in settings.formats:
-            ripplenet.write_ripplenet(tmp / "ripplenet", items=items, entities=entities,
-                                      triples=rec_triples, interactions=interactions)
-            written["ripplenet"] = out_dir / "ripplenet"
-        if "recbole" in settings.formats:
-            recbole.write_recbole(tmp / "recbole", name="kgenrich", items=items,
-                                  entities=entities, triples=rec_triples)
-            written["recbole"] = out_dir / "recbole"
+    if "turtle" in settings.formats:
+        rdf.write_turtle(out_dir / "graph.ttl", entities=entities, triples=triples,
+                         base=settings.base_iri)
+        written["turtle"] = out_dir / "graph.ttl"
+    if "nquads" in settings.formats:
+        rdf.write_nquads(out_dir / "graph.nq", entities=entities, triples=triples,
+                         base=settings.base_iri)
+        written["nquads"] = out_dir / "graph.nq"
+    if "graphml" in settings.formats:
+        gexp.write_graphml(out_dir / "graph.graphml", entities=entities, triples=triples)
+        written["graphml"] = out_dir / "graph.graphml"
+    if "ripplenet" in settings.formats:
+        ripplenet.write_ripplenet(
+            out_dir / "ripplenet", items=items, entities=entities, triples=rec_triples,
+            interactions=read_interactions(interactions) if interactions else None)
+        written["ripplenet"] = out_dir / "ripplenet"
+    if "recbole" in settings.formats:
+        recbole.write_recbole(out_dir / "recbole", dataset="kgenrich", entities=entities,
+                              triples=rec_triples)
+        written["recbole"] = out_dir / "recbole"
+    jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
+    written["jsonl"] = out_dir / "triples.jsonl"
     return written
+
+
+def read_interactions(path: Path) -> list[Interaction]:
+    """User-item interactions from a RecBole `.inter` file or a CSV/TSV with user, item and
+    (optional) rating columns (`user_id`/`userId`/`user`, `item_id`/`movieId`/`item`)."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if not lines:
+        raise InputError("empty interactions file", file=str(path), line=1)
+    delim = "\t" if "\t" in lines[0] else ","
+    header = [h.split(":")[0].strip().lower() for h in lines[0].split(delim)]
+
+    def col(*names: str, required: bool = True) -> int | None:
+        for n in names:
+            if n.lower() in header:
+                return header.index(n.lower())
+        if required:
+            raise InputError("missing column", file=str(path), line=1, field=names[0],
+                             expected=" or ".join(names), got=lines[0])
+        return None
+
+    u, i = col("user_id", "userid", "user"), col("item_id", "movieid", "item")
+    r = col("rating", required=False)
+    out: list[Interaction] = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(delim)
+        try:
+            rating = float(parts[r]) if r is not None else None
+            out.append(Interaction(user=parts[u], item=parts[i], rating=rating))  # type: ignore[index]
+        except (IndexError, ValueError) as err:
+            field = "rating" if isinstance(err, ValueError) else "columns"
+            raise InputError("bad interaction row", file=str(path), line=n, field=field,
+                             got=line) from err
+    return out
 
 
 def write_report(folder: Path, report: RunReport, markdown: str) -> None:
@@ -120,5 +161,5 @@ def dump_json(path: Path, data: Mapping[str, object]) -> None:
 def read_run(out_dir: Path) -> tuple[list[Entity], list[Triple]]:
     from kg.export.jsonl import read_jsonl
 
-    entities, triples = read_jsonl(out_dir)
-    return list(entities), list(triples)
+    dump = read_jsonl(out_dir)
+    return list(dump.entities), list(dump.triples)

@@ -35,11 +35,15 @@ DEMO = ROOT / "data" / "demo"
 
 
 def _setup_logging(verbose: bool) -> None:
+    # Import Prefect first: it configures logging on import, and our levels must win.
+    import prefect  # noqa: F401
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
-    for noisy in ("httpx", "pykeen", "torch_max_mem", "prefect.server", "uvicorn"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("kgenrich").setLevel(logging.INFO)
+    for noisy in ("httpx", "pykeen", "torch_max_mem", "prefect.server", "uvicorn", "docket"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+    for ours in ("flows", "pipeline", "kg", "kgenrich"):
+        logging.getLogger(ours).setLevel(logging.INFO)
 
 
 def _fail(err: Exception) -> None:
@@ -124,6 +128,10 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
     samples: Annotated[int | None, typer.Option(help="k samples per completion.")] = None,
     max_items: Annotated[int | None, typer.Option(help="Complete at most N items.")] = None,
+    relation: Annotated[list[str], typer.Option(help="Relation to complete (repeatable; "
+                                                "default: every item relation).")] = [],  # noqa: B006
+    seed_skip_bad: Annotated[bool, typer.Option(help="Skip malformed seed lines (counted in "
+                                                "the report) instead of failing.")] = False,
     no_extract: Annotated[bool, typer.Option(help="Skip relation extraction.")] = False,
     no_discover: Annotated[bool, typer.Option(help="Skip entity discovery.")] = False,
     kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
@@ -140,7 +148,8 @@ def run(
         settings = load_settings(config, {
             "llm.backend": backend, "llm.base_url": base_url, "llm.model": model,
             "llm.concurrency": concurrency, "complete.samples": samples,
-            "complete.max_items": max_items, "verify.model": kge_model, "verify.epochs": epochs,
+            "complete.max_items": max_items,
+            "complete.relations": tuple(relation) or None, "verify.model": kge_model, "verify.epochs": epochs,
             "extract.enabled": False if no_extract else None,
             "discover.use_llm": False if no_discover else None,
             "discover.use_spacy": False if no_discover else None,
@@ -148,6 +157,7 @@ def run(
         inputs = EnrichInputs(
             catalog=catalog, ontology=ontology, out_dir=out, seed=seed, seed_format=seed_format,
             seed_link=seed_link, interactions=interactions, run_name=run_name,
+            seed_on_error="skip" if seed_skip_bad else "raise",
             mapping=MappingSpec(id=id_col, title=title_col, text=tuple(text_col),
                                 attributes=_parse_pairs(attr, "--attr"), list_separator=list_sep,
                                 format=catalog_format),
@@ -176,14 +186,15 @@ def export(
     from kgenrich.settings import ExportSettings
 
     try:
-        entities, triples = read_jsonl(run_dir)
+        dump = read_jsonl(run_dir)
+        entities, triples = list(dump.entities), list(dump.triples)
         if no_llm:
             triples = [t for t in triples if t.provenance.source in TRUSTED_SOURCES]
         defaults = ExportSettings()
         settings = ExportSettings(formats=tuple(formats) or defaults.formats,
                                   include=tuple(include) or defaults.include)
-        written = write_exports(out, entities=entities, triples=triples, ontology=None,  # type: ignore[arg-type]
-                                items=[], interactions=None, settings=settings)
+        written = write_exports(out, entities=entities, triples=triples, items=None,
+                                interactions=None, settings=settings)
     except KgenrichError as err:
         _fail(err)
     for name, path in written.items():

@@ -40,6 +40,11 @@ class LLMSettings(BaseModel):
     embedded_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
     embedded_threads: int = Field(2, ge=1, le=64, description="llama.cpp CPU threads.")
     embedded_ctx: int = Field(2048, ge=512, le=32768, description="llama.cpp context size.")
+    model_dir: Path | None = Field(
+        None,
+        description="Where the embedded GGUF is joined from its PyPI parts; None = "
+        "~/.cache/kgenrich/models.",
+    )
 
 
 class DiscoverSettings(BaseModel):

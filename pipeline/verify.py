@@ -8,13 +8,27 @@ are exported with their decision), and one `Rejection` per rejected triple for t
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from kg.calibrate import (
+    Calibrator,
+    accuracy,
+    brier_score,
+    type_consistent_corruptions,
+)
+from kg.kge import KGEModel, train_verifier
 from kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
+from kgenrich.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 STAGE = "verify"
 
@@ -118,3 +132,93 @@ def verify_triples(
                                      accepted_by=verifier_name))
     return StageResult(kept=tuple(out), rejected=tuple(rejected),
                        stats=StageStats(seconds=time.perf_counter() - start))
+
+
+@dataclass(frozen=True)
+class FittedVerifier:
+    """A KGE model trained on trusted triples plus the calibrator fitted on held-out ones."""
+
+    kge: KGEModel
+    calibrator: Calibrator
+    metrics: Mapping[str, float]
+    name: str
+
+    def knows(self, head: str, relation: str, tail: str) -> bool:
+        return self.kge.knows(head, relation, tail)
+
+    def score(self, triples: Sequence[tuple[str, str, str]]) -> np.ndarray:
+        return self.kge.score(list(triples))
+
+    def probability(self, scores: np.ndarray, relations: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.calibrator.probability(scores, list(relations)), dtype=float)
+
+    def summary(self) -> str:
+        shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in self.metrics.items())
+        return f"{self.name}: {shown}"
+
+
+def split_holdout(
+    keys: Sequence[tuple[str, str, str]], *, fraction: float, seed: int
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Hold out about `fraction` of the triples, only ones whose head, relation and tail stay in
+    the training part (a held-out triple the model cannot embed would calibrate nothing)."""
+    rng = random.Random(seed)
+    order = list(keys)
+    rng.shuffle(order)
+    degree: Counter[str] = Counter()
+    rel_count: Counter[str] = Counter()
+    for h, r, t in order:
+        degree[h] += 1
+        degree[t] += 1
+        rel_count[r] += 1
+    want = int(len(order) * fraction)
+    train: list[tuple[str, str, str]] = []
+    held: list[tuple[str, str, str]] = []
+    for h, r, t in order:
+        if (len(held) < want and degree[h] > 1 and degree[t] > 1 and rel_count[r] > 1
+                and h != t):
+            held.append((h, r, t))
+            degree[h] -= 1
+            degree[t] -= 1
+            rel_count[r] -= 1
+        else:
+            train.append((h, r, t))
+    return train, held
+
+
+def fit_verifier(
+    trusted_triples: Sequence[Triple],
+    *,
+    model: str,
+    dim: int,
+    epochs: int,
+    seed: int,
+    holdout: float,
+) -> FittedVerifier:
+    """Train the KGE on trusted triples (minus a holdout) and calibrate it on the holdout against
+    type-consistent corruptions (same relation, another tail of that relation)."""
+    start = time.perf_counter()
+    keys = sorted({t.key for t in trusted_triples})
+    if len(keys) < 20:
+        raise ConfigError(f"verification needs at least 20 trusted triples, got {len(keys)}")
+    train, held = split_holdout(keys, fraction=holdout, seed=seed)
+    kge = train_verifier(train, valid=held, model=model, dim=dim, epochs=epochs, seed=seed,
+                         batch_size=min(1024, max(32, len(train) // 8)), learning_rate=1e-2)
+    negatives = type_consistent_corruptions(held, known=keys, per_triple=1, seed=seed).negatives
+    cal_triples = [*held, *negatives]
+    labels = np.array([1] * len(held) + [0] * len(negatives))
+    scores = kge.score(cal_triples)
+    relations = [r for _, r, _ in cal_triples]
+    calibrator = Calibrator.fit(scores, labels, relations, seed=seed)
+    probs = calibrator.probability(scores, relations)
+    decided = calibrator.decide(scores, relations)
+    metrics = {
+        "train triples": float(len(train)),
+        "holdout positives": float(len(held)),
+        "holdout accuracy": accuracy(labels, decided),
+        "holdout brier": brier_score(probs, labels),
+        "seconds": time.perf_counter() - start,
+    }
+    logger.info("verifier %s: %s", model, metrics)
+    return FittedVerifier(kge=kge, calibrator=calibrator, metrics=metrics, name=f"kge:{model}")

@@ -71,10 +71,14 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=list(catalog[0]))
         w.writeheader()
         w.writerows(catalog)
-    for name, rows_ in (("seed.tsv", seed), ("answer_key.tsv", key)):
-        with (OUT / name).open("w", encoding="utf-8") as f:
-            f.write("head\trelation\ttail\n")
-            f.writelines(f"{h}\t{r}\t{t}\n" for h, r, t in rows_)
+    # Seed heads are entity ids (`item/<id>`) so they meet the catalog's item nodes; the key
+    # keeps plain catalog ids.
+    with (OUT / "seed.tsv").open("w", encoding="utf-8") as f:
+        f.write("head\trelation\ttail\n")
+        f.writelines(f"item/{h}\t{r}\t{t}\n" for h, r, t in seed)
+    with (OUT / "answer_key.tsv").open("w", encoding="utf-8") as f:
+        f.write("head\trelation\ttail\n")
+        f.writelines(f"{h}\t{r}\t{t}\n" for h, r, t in key)
     print(f"{len(catalog)} films, {len(seed)} seed triples, {len(key)} hidden facts -> {OUT}")
 
 

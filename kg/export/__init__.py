@@ -1,0 +1,24 @@
+"""Exporters: RDF (Turtle, N-Quads), GraphML, RippleNet, RecBole and the canonical JSONL dump."""
+
+from __future__ import annotations
+
+from kg.export.graph import to_networkx, write_graphml
+from kg.export.jsonl import GraphDump, read_jsonl, write_jsonl
+from kg.export.rdf import write_nquads, write_turtle
+from kg.export.recbole import write_recbole
+from kg.export.ripplenet import Interaction, write_ripplenet
+from kg.export.select import select
+
+__all__ = [
+    "GraphDump",
+    "Interaction",
+    "read_jsonl",
+    "select",
+    "to_networkx",
+    "write_graphml",
+    "write_jsonl",
+    "write_nquads",
+    "write_recbole",
+    "write_ripplenet",
+    "write_turtle",
+]

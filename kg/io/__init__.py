@@ -1,0 +1,15 @@
+"""Readers for user inputs: item catalogs and seed knowledge graphs."""
+
+from __future__ import annotations
+
+from kg.io.catalog import CatalogMapping, load_mapping, mapping_from_args, read_catalog
+from kg.io.seed import SeedGraph, read_seed
+
+__all__ = [
+    "CatalogMapping",
+    "SeedGraph",
+    "load_mapping",
+    "mapping_from_args",
+    "read_catalog",
+    "read_seed",
+]
