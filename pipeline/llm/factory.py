@@ -1,0 +1,97 @@
+"""`make_llm(settings)`: the one place a backend is chosen, from one small dict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from kgenrich.errors import ConfigError
+from kgenrich.settings import LLMSettings
+from pipeline.llm.base import LLM
+from pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
+from pipeline.llm.fake import FakeLLM, schema_default_responder
+from pipeline.llm.openai_backend import OpenAICompatibleLLM, ResponseFormatMode
+
+BackendFactory = Callable[[LLMSettings], AbstractContextManager[LLM]]
+
+
+def _openai_llm(
+    settings: LLMSettings, *, base_url: str, response_format: ResponseFormatMode
+) -> OpenAICompatibleLLM:
+    return OpenAICompatibleLLM(
+        base_url=base_url,
+        api_key=settings.api_key,
+        model=settings.model,
+        timeout_s=settings.timeout_s,
+        max_retries=settings.max_retries,
+        backoff_s=settings.backoff_s,
+        concurrency=settings.concurrency,
+        cache_dir=settings.cache_dir,
+        max_calls=settings.max_calls,
+        max_tokens_total=settings.max_tokens_total,
+        response_format=response_format,
+    )
+
+
+@contextmanager
+def _openai(settings: LLMSettings) -> Iterator[LLM]:
+    if not settings.base_url:
+        raise ConfigError(
+            "llm.backend 'openai' needs llm.base_url (env KGENRICH_LLM__BASE_URL), "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    with _openai_llm(settings, base_url=settings.base_url, response_format="json_schema") as llm:
+        yield llm
+
+
+@contextmanager
+def _embedded(settings: LLMSettings) -> Iterator[LLM]:
+    # llama.cpp's server answers one request at a time: more in flight only queue up and run
+    # into their timeouts. Queued CPU generation is slow, so allow generous timeouts.
+    settings = settings.model_copy(update={"concurrency": 1,
+                                           "timeout_s": max(settings.timeout_s, 600.0)})
+    model_path = ensure_model(settings.model_dir)
+    options = ServerOptions(
+        n_ctx=settings.embedded_ctx,
+        n_threads=settings.embedded_threads,
+        model_alias=settings.model,
+    )
+    with (
+        EmbeddedServer(model_path, options=options, port=settings.embedded_port) as base_url,
+        # llama-cpp-python's server takes the schema as {"type": "json_object", "schema": ...}
+        # and turns it into a grammar; it refuses the "json_schema" type.
+        _openai_llm(settings, base_url=base_url, response_format="json_object_schema") as llm,
+    ):
+        yield llm
+
+
+@contextmanager
+def _fake(settings: LLMSettings) -> Iterator[LLM]:
+    # no disk cache: fake answers must never be served to a real model's run
+    yield FakeLLM(
+        schema_default_responder,
+        model="fake",
+        concurrency=settings.concurrency,
+        max_calls=settings.max_calls,
+        max_tokens_total=settings.max_tokens_total,
+    )
+
+
+BACKENDS: dict[str, BackendFactory] = {
+    "embedded": _embedded,
+    "openai": _openai,
+    "fake": _fake,
+}
+
+
+@contextmanager
+def make_llm(settings: LLMSettings) -> Iterator[LLM]:
+    """The configured backend, ready to use; the embedded server is stopped on exit."""
+    try:
+        factory = BACKENDS[settings.backend]
+    except KeyError:
+        raise ConfigError(
+            f"unknown llm.backend {settings.backend!r}; choose one of {sorted(BACKENDS)}"
+        ) from None
+    with factory(settings) as llm:
+        yield llm
