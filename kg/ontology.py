@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # Names become IRI local names, RecBole tokens and slugs in entity ids (`person/...`), so they are
 # kept to plain identifiers; a type cannot start with "_" or a digit.
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_TOP_KEYS = frozenset({"item_type", "types", "relations"})
+_TOP_KEYS = frozenset({"closed_types", "item_type", "types", "relations"})
 _RELATION_KEYS = frozenset({"name", "domain", "range", "description", "functional"})
 
 
@@ -85,7 +85,12 @@ def ontology_from_dict(data: object, *, file: str = "<ontology>") -> Ontology:
                 "duplicate relation name", file=file, field=f"{where}.name", got=parsed[-1].name
             )
         seen.add(parsed[-1].name)
-    return Ontology(item_type=item_type, types=types, relations=tuple(parsed))
+    closed = data.get("closed_types", [])
+    if not isinstance(closed, list) or any(c not in types for c in closed):
+        raise InputError("closed_types must list declared types", file=file,
+                         field="closed_types", expected=", ".join(types), got=repr(closed))
+    return Ontology(item_type=item_type, types=types, relations=tuple(parsed),
+                    closed_types=tuple(closed))
 
 
 def _types(value: object, *, file: str) -> tuple[str, ...]:

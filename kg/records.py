@@ -77,6 +77,9 @@ class Ontology(_Frozen):
     item_type: str = "Item"
     types: tuple[str, ...]
     relations: tuple[Relation, ...]
+    # Types whose members are a fixed vocabulary (genres, languages): completion answers must be
+    # known entities. Open types (people) accept new names, which are then verified.
+    closed_types: tuple[str, ...] = ()
 
     def relation(self, name: str) -> Relation | None:
         for rel in self.relations:

@@ -66,7 +66,9 @@ class CompleteSettings(BaseModel):
     samples: int = Field(3, ge=1, le=20, description="k samples per question, for agreement.")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature for k>1.")
     max_candidates: int = Field(
-        40, ge=0, le=500, description="Known range entities offered as choices (0 = free text)."
+        40, ge=0, le=500,
+        description="Open range types (people) with at most this many known entities list them "
+        "as hints in the prompt. Closed types (ontology closed_types) always restrict answers.",
     )
     max_items: int | None = Field(None, ge=1, description="Complete at most N items per run.")
 

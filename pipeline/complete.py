@@ -1,8 +1,9 @@
 """Tail completion: for each item and each ontology relation it lacks, ask the LLM for the tail,
 k times with different seeds, and record each answer's agreement across the samples.
 
-Where the range type is a small closed vocabulary (at most `max_candidates` known entities, e.g.
-genres) the answer is restricted to those labels; otherwise the answer is free text and is
+Where the range type is a closed vocabulary of the ontology (genres, languages) the answer is
+restricted to the known labels (JSON-schema enum; anything else is rejected). For open types
+(people) up to `max_candidates` known labels are shown as hints, the answer is free text, and it is
 linked to a known entity later when one matches.
 """
 
@@ -70,6 +71,7 @@ def build_complete_messages(
     ontology: Ontology,
     facts: Sequence[tuple[str, str]],
     choices: Sequence[str] | None,
+    hints: Sequence[str] = (),
 ) -> tuple[Message, ...]:
     kind = ontology.item_type.lower()
     many = "one answer" if relation.functional else f"up to {MAX_TAILS} answers"
@@ -86,6 +88,8 @@ def build_complete_messages(
     lines.append(f"Missing relation: {relation.name} ({question}); answer type: {relation.range}.")
     if choices:
         lines.append(f"Choose from: {', '.join(choices)}.")
+    elif hints:
+        lines.append(f"Known {relation.range} names (use one if it is right): {', '.join(hints)}.")
     return ({"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)})
 
 
@@ -154,15 +158,19 @@ def complete_tails(
     """Ask for every (item, missing relation) in `gaps`, `samples` times each."""
     start = time.perf_counter()
     jobs: list[tuple[Item, Relation, list[str] | None]] = []
+    hints: dict[str, list[str]] = {}
     for it in items:
         for rel in gaps.get(it.id, ()):
-            known = list(labels_by_type.get(rel.range, ()))
-            closed = 0 < len(known) <= max_candidates
-            jobs.append((it, rel, sorted(known) if closed else None))
+            known = sorted(labels_by_type.get(rel.range, ()))
+            closed = rel.range in ontology.closed_types and bool(known)
+            jobs.append((it, rel, known if closed else None))
+            if not closed and 0 < len(known) <= max_candidates:
+                hints[rel.range] = known
     requests: list[LLMRequest[Any]] = []
     for it, rel, choices in jobs:
         messages = build_complete_messages(it, rel, ontology=ontology,
-                                           facts=facts.get(it.id, ()), choices=choices)
+                                           facts=facts.get(it.id, ()), choices=choices,
+                                           hints=hints.get(rel.range, ()))
         schema = tails_schema(choices, max_tails=1 if rel.functional else MAX_TAILS)
         for k in range(samples):
             requests.append(LLMRequest(

@@ -33,6 +33,7 @@ from pipeline.verify import combine_confidence, verify_triples
 ONT = Ontology(
     item_type="Movie",
     types=("Movie", "Person", "Genre"),
+    closed_types=("Genre",),
     relations=(
         Relation(name="directed_by", domain="Movie", range="Person", functional=True),
         Relation(name="starring", domain="Movie", range="Person"),
@@ -152,6 +153,22 @@ def test_complete_restricts_closed_vocabularies() -> None:
     assert [c.tail_label for c in res.kept] == ["Horror"]
     assert res.rejection_counts() == {"answer not among choices": 1}
     assert "Comedy" in json.dumps(seen_schemas[0])
+
+
+def test_complete_open_types_get_hints_not_restrictions() -> None:
+    gaps = {"1": [ONT.relations[0]]}
+    prompts: list[str] = []
+
+    def responder(messages: Sequence[Message], schema: dict[str, Any]) -> str:
+        prompts.append(messages[-1]["content"])
+        assert "enum" not in json.dumps(schema)
+        return '{"tails": ["Ridley Scott"]}'
+
+    res = complete_tails([ALIEN], llm=FakeLLM(responder), ontology=ONT, gaps=gaps, facts={},
+                         labels_by_type={"Person": ["James Cameron"]}, samples=1,
+                         temperature=0.0, max_candidates=10)
+    assert [c.tail_label for c in res.kept] == ["Ridley Scott"]
+    assert "James Cameron" in prompts[0]
 
 
 def test_cache_makes_rerun_free(tmp_path: Any) -> None:
