@@ -42,6 +42,7 @@ from pipeline.llm.base import LLM  # noqa: E402
 from pipeline.llm.factory import make_llm  # noqa: E402
 from pipeline.report import RunReport, build_report, render_markdown  # noqa: E402
 from pipeline.resolve import EntityIndex  # noqa: E402
+from pipeline.review import apply_review, review_queue  # noqa: E402
 from pipeline.verify import FittedVerifier, fit_verifier, verify_triples  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class EnrichInputs(BaseModel):
     seed_link: Path | None = None
     seed_on_error: str = "raise"  # "skip": bad seed lines become counted rejections
     interactions: Path | None = None
+    # Verdicts from a person (JSONL, see pipeline/review.py); default: <out_dir>/review.jsonl
+    review: Path | None = None
     run_name: str | None = None
     extra_report: dict[str, Any] = Field(default_factory=dict)
 
@@ -177,19 +180,25 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     entity_types = {e.id: e.type for e in index.by_id.values()}
     stages["verify"] = verify_task(candidates, verifier=verifier, ontology=ontology,
                                    entity_types=entity_types, review_band=v.review_band)
-    triples = [*base, *stages["verify"].kept]
+    review_file = inputs.review or inputs.out_dir / "review.jsonl"
+    reviewed = fio.read_review(review_file) if review_file.is_file() else []
+    verified, review_counts = apply_review(stages["verify"].kept, rows=reviewed)
+    triples = [*base, *verified]
     entities = _used_entities(index, triples)
+    labels = {e.id: e.label for e in entities}
 
     report = build_report(
         run, stages, triples, wall_seconds=time.perf_counter() - start,
         extra={"llm model": usage_model(settings), "verifier": verifier.summary(),
                "items": len(items), "entities": len(entities),
-               "llm failures": usage.failures, **inputs.extra_report},
+               "llm failures": usage.failures, **review_counts, **inputs.extra_report},
     )
     outputs = fio.write_exports(
         inputs.out_dir, entities=entities, triples=triples, items=[it.id for it in items],
         interactions=inputs.interactions, settings=settings.export,
     )
+    queue = review_queue(triples, labels=labels, previous={r.key: r for r in reviewed})
+    outputs["review"] = fio.write_review(inputs.out_dir / "review.jsonl", queue)
     report = report.model_copy(update={"outputs": {k: str(p) for k, p in outputs.items()}})
     report = report.model_copy(update={"totals": {**report.totals,
                                                   "wall_seconds": round(time.perf_counter()

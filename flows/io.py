@@ -20,6 +20,7 @@ from kgenrich.errors import InputError
 from kgenrich.settings import ExportSettings
 from pipeline.assemble import exported
 from pipeline.report import RunReport
+from pipeline.review import ReviewRow
 
 if TYPE_CHECKING:
     from flows.enrich import EnrichInputs
@@ -163,3 +164,25 @@ def read_run(out_dir: Path) -> tuple[list[Entity], list[Triple]]:
 
     dump = read_jsonl(out_dir)
     return list(dump.entities), list(dump.triples)
+
+
+def read_review(path: Path) -> list[ReviewRow]:
+    """A review file a person edited: JSONL rows with a `verdict` of accept, reject or empty."""
+    rows: list[ReviewRow] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(ReviewRow.model_validate_json(line))
+        except ValueError as err:
+            raise InputError("bad review row", file=str(path), line=n, field="verdict",
+                             expected='JSON with verdict "accept", "reject" or ""',
+                             got=line) from err
+    return rows
+
+
+def write_review(path: Path, rows: Sequence[ReviewRow]) -> Path:
+    with atomic_write(path) as f:
+        for row in rows:
+            f.write(row.model_dump_json() + "\n")
+    return path

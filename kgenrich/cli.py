@@ -38,12 +38,26 @@ def _setup_logging(verbose: bool) -> None:
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
-    for noisy in ("httpx", "pykeen", "torch_max_mem", "prefect.server", "uvicorn", "docket"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
-    for ours in ("flows", "pipeline", "kg", "kgenrich"):
-        logging.getLogger(ours).setLevel(logging.INFO)
+    handler = RichHandler(console=console, show_path=False)
+    # A filter on the handler, not logger levels: libraries (pykeen, Prefect) reset their own
+    # loggers' levels when imported or when a run starts.
+    handler.addFilter(_OursOrSevere(verbose))
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+
+
+class _OursOrSevere(logging.Filter):
+    """Our INFO progress lines, everybody's errors; other libraries' warnings with --verbose."""
+
+    OURS = ("flows", "pipeline", "kg", "kgenrich", "recsys")
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] in self.OURS:
+            return True
+        return record.levelno >= (logging.WARNING if self.verbose else logging.ERROR)
 
 
 def _fail(err: Exception) -> None:

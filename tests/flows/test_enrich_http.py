@@ -43,10 +43,10 @@ def knowledgeable(body: dict[str, Any]) -> str:
     return '{"tails": []}'
 
 
-def _run(tmp_path: Path, server: ScriptedServer, name: str) -> Any:
+def _run(tmp_path: Path, server: ScriptedServer, name: str, review: Path | None = None) -> Any:
     inputs = EnrichInputs(
         catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
-        out_dir=tmp_path / name, seed=DATA / "seed.tsv", run_name=name,
+        out_dir=tmp_path / name, seed=DATA / "seed.tsv", run_name=name, review=review,
         mapping=MappingSpec(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
@@ -67,7 +67,12 @@ def test_flow_over_http_with_faults_cache_and_no_key_leak(tmp_path: Path) -> Non
         server.queue(http_error(500), rate_limited("0"), http_error(503))
         report = _run(tmp_path, server, "first")
         calls_first = server.chat_count
-        report2 = _run(tmp_path, server, "second")
+        # A person accepts the first triple in the review queue; the next run applies it.
+        queue = (tmp_path / "first" / "review.jsonl").read_text().splitlines()
+        assert queue, "uncertain completions reach the review queue"
+        row = json.loads(queue[0]) | {"verdict": "accept", "reviewer": "ann"}
+        (tmp_path / "verdicts.jsonl").write_text(json.dumps(row) + "\n")
+        report2 = _run(tmp_path, server, "second", review=tmp_path / "verdicts.jsonl")
         assert server.chat_count == calls_first  # unchanged input: zero LLM calls
     assert report.totals["llm_calls"] > 0
     assert report2.totals["llm_calls"] == 0 and report2.totals["cache_hits"] > 0
@@ -88,6 +93,12 @@ def test_flow_over_http_with_faults_cache_and_no_key_leak(tmp_path: Path) -> Non
                for t in scored)
     extract = next(s for s in report.stages if s.stage == "extract")
     assert extract.reasons.get("evidence not in text") == 1
+
+    _, triples2 = read_run(tmp_path / "second")
+    reviewed = next(t for t in triples2 if t.key == (row["head"], row["relation"], row["tail"]))
+    assert reviewed.provenance.decision is Decision.ACCEPTED
+    assert reviewed.provenance.accepted_by == "review:ann"
+    assert report2.extra["accepted by review"] == 1
 
     for path in [*(tmp_path / "first").rglob("*"), *(tmp_path / "reports").rglob("*"),
                  *(tmp_path / "cache").rglob("*")]:

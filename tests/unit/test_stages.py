@@ -236,3 +236,22 @@ def test_precision_recall_against_key() -> None:
                           head_of_item={"1": "item/1", "2": "item/2"})
     assert (pr.proposed, pr.correct, pr.key_size) == (2, 1, 2)
     assert pr.precision == 0.5 and pr.recall == 0.5
+
+
+def test_review_queue_round_trip_and_apply() -> None:
+    from pipeline.review import ReviewRow, apply_review, review_queue
+
+    t_review = _cand("person/a", agreement=1.0).with_provenance(decision=Decision.REVIEW,
+                                                                  scores={"confidence": 0.5})
+    t_acc = _cand("person/b", agreement=1.0).with_provenance(decision=Decision.ACCEPTED)
+    rows = review_queue([t_review, t_acc], labels={"person/a": "A"})
+    assert [r.tail_label for r in rows] == ["A"] and rows[0].verdict == ""
+    back = [ReviewRow.model_validate_json(r.model_dump_json()) for r in rows]
+    assert back == rows
+    marked = [back[0].model_copy(update={"verdict": "reject", "reviewer": "ann"})]
+    out, counts = apply_review([t_review, t_acc], rows=marked)
+    assert out[0].provenance.decision is Decision.REJECTED
+    assert out[0].provenance.accepted_by == "review:ann"
+    assert out[1] == t_acc and counts["rejected by review"] == 1
+    again = review_queue([t_review], labels={}, previous={r.key: r for r in marked})
+    assert again[0].verdict == "reject"  # a verdict survives until it is applied
