@@ -244,6 +244,22 @@ def demo(
                 f"({pr.correct}/{pr.proposed} proposed correct, key {pr.key_size})")
 
 
+@app.command()
+def query(
+    store: Annotated[Path, typer.Argument(help="Graph store folder (Oxigraph).")],
+    sparql: Annotated[str, typer.Argument(help="SPARQL query, or a file holding one.")],
+    fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
+) -> None:
+    """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
+    from kg.store_cli import query_command
+
+    try:
+        code = query_command(store, sparql, fmt)  # type: ignore[arg-type]
+    except KgenrichError as err:
+        _fail(err)
+    raise typer.Exit(code)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

@@ -1,0 +1,79 @@
+"""Body of `kgenrich query`: run one SPARQL query on a graph store and print the result.
+
+SELECT rows, ASK's boolean or CONSTRUCT's triples go to stdout as a rich table, JSON or CSV.
+Errors are `KgenrichError`s (bad query, missing store) for the CLI to report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+from rdflib import Graph
+from rich.console import Console
+from rich.table import Table
+
+from kg.store import GraphStore
+from kgenrich.errors import InputError
+
+OutputFormat = Literal["table", "json", "csv"]
+
+
+def read_sparql(sparql: str | Path) -> str:
+    """The query text: a Path (or a string naming an existing file) is read, else used as is."""
+    if isinstance(sparql, Path):
+        path: Path | None = sparql
+    elif "\n" not in sparql and "{" not in sparql and len(sparql) < 4096:
+        path = Path(sparql) if Path(sparql).is_file() else None
+    else:
+        path = None
+    if path is None:
+        return str(sparql)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot read the query file: {err}", file=str(path)) from err
+
+
+def rows_of(result: list[dict[str, str]] | bool | Graph) -> tuple[list[str], list[dict[str, str]]]:
+    """Column names and rows for any query result (ASK: one `boolean` cell; CONSTRUCT: N3 terms)."""
+    if isinstance(result, bool):
+        return ["boolean"], [{"boolean": "true" if result else "false"}]
+    if isinstance(result, Graph):
+        cols = ["subject", "predicate", "object"]
+        rows = [
+            {"subject": s.n3(), "predicate": p.n3(), "object": o.n3()} for s, p, o in sorted(result)
+        ]
+        return cols, rows
+    cols = list(dict.fromkeys(k for row in result for k in row))
+    return cols, result
+
+
+def query_command(store: Path, sparql: str | Path, fmt: OutputFormat = "table") -> int:
+    """Run `sparql` (text or a .rq file) on the store at `store`; print it as `fmt`; return 0."""
+    if fmt not in ("table", "json", "csv"):
+        raise InputError(
+            "unknown output format", field="format", expected="table | json | csv", got=str(fmt)
+        )
+    if not store.is_dir():
+        raise InputError("no graph store here (build one with a run first)", file=str(store))
+    text = read_sparql(sparql)
+    with GraphStore.open(store) as graph:
+        result = graph.query(text)
+    cols, rows = rows_of(result)
+    if fmt == "json":
+        payload: object = {"boolean": result} if isinstance(result, bool) else rows
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=cols, lineterminator="\n", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table(*cols, caption=f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+        for row in rows:
+            table.add_row(*(row.get(c, "") for c in cols))
+        Console(soft_wrap=False).print(table)
+    return 0
