@@ -1,0 +1,330 @@
+"""Benchmark the KGE verifier: triple classification against hard negatives + link prediction.
+
+Contract: DIR holds tab-separated ``train/valid/test.txt`` and ``valid/test_negatives.txt``
+(head, relation, tail), as in CoDEx. Train on ``train`` (early stopping on ``valid``), fit the
+calibrator on valid positives/negatives only, report every metric on test. Writes JSON to
+``--out`` and a markdown summary next to it (``--md``).
+
+    python bench/verify.py --data ../shared/data/codex-s --out reports/verify_codex_s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import platform
+import resource
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kg.calibrate import (
+    Calibrator,
+    accuracy,
+    brier_score,
+    expected_calibration_error,
+    f1,
+    reliability_diagram,
+)
+from kg.kge import KGEModel, LabeledTriple, train_verifier
+
+logger = logging.getLogger("bench.verify")
+
+SPLITS = ("train", "valid", "test", "valid_negatives", "test_negatives")
+# Published CoDEx-S numbers (Safavi & Koutra, EMNLP 2020), for the summary only.
+PAPER_CODEX_S: dict[str, Any] = {
+    "triple_classification_accuracy": {"RESCAL": 0.843, "TransE": 0.829, "ComplEx": 0.836},
+    "link_prediction_best": {"model": "ComplEx", "mrr": 0.465, "hits_at_10": 0.646},
+}
+# flags forwarded to train_verifier when given; absent flags keep its defaults
+TRAIN_FLAGS = {
+    "dim": int,
+    "epochs": int,
+    "batch_size": int,
+    "learning_rate": float,
+    "training": str,
+    "loss": str,
+    "dropout": float,
+    "label_smoothing": float,
+    "negatives_per_positive": int,
+    "eval_every": int,
+    "patience": int,
+    "seed": int,
+}
+
+
+def read_triples(path: Path) -> list[LabeledTriple]:
+    """Read a tab-separated head/relation/tail file; blank lines are skipped."""
+    triples: list[LabeledTriple] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3:
+                raise ValueError(
+                    f"{path}:{number}: expected 3 tab-separated fields, got {len(parts)}"
+                )
+            triples.append((parts[0], parts[1], parts[2]))
+    return triples
+
+
+def classification_metrics(
+    calibrator: Calibrator, scores: np.ndarray, labels: np.ndarray, relations: np.ndarray
+) -> dict[str, Any]:
+    """Accuracy/F1 over all triples (unknown ones count as rejected); calibration on known ones."""
+    decisions = calibrator.decide(scores, relations)
+    known = np.isfinite(scores)
+    probs = calibrator.probability(scores[known], relations[known])
+    diagram = reliability_diagram(probs, labels[known])
+    return {
+        "n": int(len(scores)),
+        "n_unknown_rejected": int((~known).sum()),
+        "accuracy": accuracy(labels, decisions),
+        "f1": f1(labels, decisions),
+        "ece": expected_calibration_error(probs, labels[known]),
+        "brier": brier_score(probs, labels[known]),
+        "reliability": dataclasses.asdict(diagram),
+    }
+
+
+def run_one(
+    model_name: str | None, data: dict[str, list[LabeledTriple]], train_kwargs: dict[str, Any]
+) -> tuple[KGEModel, dict[str, Any]]:
+    """Train one model (None: train_verifier's default) and evaluate it, JSON-ready."""
+    kwargs = dict(train_kwargs) if model_name is None else {**train_kwargs, "model": model_name}
+    cpu_before = _cpu_seconds()
+    wall_before = time.perf_counter()
+    model = train_verifier(data["train"], valid=data["valid"], **kwargs)
+    train_wall = time.perf_counter() - wall_before
+    train_cpu = _cpu_seconds() - cpu_before
+
+    # two ways to read the model: its raw score, and its softmax log-likelihood over all
+    # entities; which one the run reports as primary is decided on validation accuracy only
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in ("score", "log_likelihood"):
+        scorer = model.score if kind == "score" else model.log_likelihood
+        sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for split in ("valid", "test"):
+            triples = data[split] + data[f"{split}_negatives"]
+            labels = np.array([1] * len(data[split]) + [0] * len(data[f"{split}_negatives"]))
+            relations = np.array([r for _, r, _ in triples], dtype=object)
+            sets[split] = (scorer(triples), labels, relations)
+        # thresholds and probabilities come from validation only; test is touched for metrics
+        calibrator = Calibrator.fit(*sets["valid"])
+        global_only = Calibrator.fit(*sets["valid"], min_per_relation=sys.maxsize, method="platt")
+        test_scores, test_labels, test_relations = sets["test"]
+        by_kind[kind] = {
+            "test": classification_metrics(calibrator, *sets["test"]),
+            "valid_in_sample": classification_metrics(calibrator, *sets["valid"]),
+            "test_accuracy_global_threshold_only": accuracy(
+                test_labels, global_only.decide(test_scores, test_relations)
+            ),
+            "calibrator": {
+                "method": calibrator.method,
+                "cv_brier": dict(calibrator.selection),
+                "n_relation_thresholds": len(calibrator.thresholds),
+                "n_relations_in_valid": len(set(sets["valid"][2].tolist())),
+                "min_per_relation": calibrator.min_per_relation,
+            },
+        }
+    primary = max(by_kind, key=lambda k: by_kind[k]["valid_in_sample"]["accuracy"])
+    lp_wall = time.perf_counter()
+    link_prediction = model.evaluate_link_prediction(data["test"], filter_triples=data["valid"])
+    lp_seconds = time.perf_counter() - lp_wall
+
+    result = {
+        "model": model.config.model,
+        "config": dataclasses.asdict(model.config),
+        "training": dataclasses.asdict(model.report),
+        "train_wall_seconds": train_wall,
+        "train_cpu_seconds": train_cpu,
+        "primary_score_kind": primary,
+        "classification": by_kind[primary],
+        "classification_by_score_kind": by_kind,
+        "link_prediction_test": dataclasses.asdict(link_prediction),
+        "link_prediction_seconds": lp_seconds,
+        "peak_rss_mb_so_far": _peak_rss_mb(),
+    }
+    return model, result
+
+
+def markdown_summary(report: dict[str, Any]) -> str:
+    """Human-readable summary of a benchmark report."""
+    lines = [
+        f"# KGE verifier benchmark: `{report['data']}`",
+        "",
+        "Command:",
+        "",
+        "```",
+        report["command"],
+        "```",
+        "",
+        f"Machine: {report['machine']['cpu_threads']} torch threads, "
+        f"{report['machine']['platform']}, torch {report['machine']['torch']}. "
+        f"Peak RSS of the whole run: {report['peak_rss_mb']:.0f} MB.",
+        "Calibration (per-relation thresholds + probability map) is fitted on valid "
+        "positives/negatives only; all classification numbers below are on test.",
+        "",
+        "| model | score kind | acc | acc (global thr.) | F1 | ECE | Brier | calib. | MRR "
+        "| Hits@10 | epochs (best) | train wall s | train CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in report["runs"]:
+        test = run["classification"]["test"]
+        lp = run["link_prediction_test"]
+        tr = run["training"]
+        lines.append(
+            f"| {run['model']} | {run['primary_score_kind']} | {test['accuracy']:.3f} "
+            f"| {run['classification']['test_accuracy_global_threshold_only']:.3f} "
+            f"| {test['f1']:.3f} | {test['ece']:.3f} | {test['brier']:.3f} "
+            f"| {run['classification']['calibrator']['method']} "
+            f"| {lp['mrr']:.3f} | {lp['hits_at_10']:.3f} "
+            f"| {tr['epochs_run']} ({tr['best_epoch']}) | {run['train_wall_seconds']:.0f} "
+            f"| {run['train_cpu_seconds']:.0f} |"
+        )
+    paper = PAPER_CODEX_S
+    lines += [
+        "",
+        "CoDEx paper (CoDEx-S) for reference: triple-classification accuracy "
+        + ", ".join(f"{m} {a}" for m, a in paper["triple_classification_accuracy"].items())
+        + f"; best link prediction {paper['link_prediction_best']['model']} MRR "
+        f"{paper['link_prediction_best']['mrr']} / Hits@10 "
+        f"{paper['link_prediction_best']['hits_at_10']}.",
+        "",
+    ]
+    for run in report["runs"]:
+        cfg = run["config"]
+        cal = run["classification"]["calibrator"]
+        rel = run["classification"]["test"]["reliability"]
+        lines += [
+            f"## {run['model']}",
+            "",
+            "Config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("model",)),
+            "",
+            f"Calibrator: {cal['method']} (cross-validated Brier on valid: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in cal["cv_brier"].items())
+            + f"); {cal['n_relation_thresholds']} of {cal['n_relations_in_valid']} relations "
+            f"have their own threshold (min {cal['min_per_relation']} valid examples), "
+            "the rest use the global one.",
+            "",
+            "Validation MRR during training (every eval_every epochs): "
+            + ", ".join(f"{x:.3f}" for x in run["training"]["valid_mrr_history"]),
+            "",
+            "Both score kinds (calibrated on valid, measured on test; primary = higher valid "
+            "accuracy):",
+            "",
+            "| score kind | valid acc (in-sample) | test acc | test F1 | test ECE | test Brier |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {kind} | {c['valid_in_sample']['accuracy']:.3f} | {c['test']['accuracy']:.3f} "
+                f"| {c['test']['f1']:.3f} | {c['test']['ece']:.3f} | {c['test']['brier']:.3f} |"
+                for kind, c in run["classification_by_score_kind"].items()
+            ),
+            "",
+            f"Test reliability diagram of the primary score kind ({run['primary_score_kind']}, "
+            "10 equal-width bins):",
+            "",
+            "| bin | n | mean p | fraction true |",
+            "|---|---|---|---|",
+        ]
+        edges = rel["bin_edges"]
+        for i, n in enumerate(rel["counts"]):
+            mean_p, frac = rel["mean_probability"][i], rel["fraction_positive"][i]
+            lines.append(
+                f"| {edges[i]:.1f}-{edges[i + 1]:.1f} | {n} "
+                f"| {'-' if mean_p is None else f'{mean_p:.3f}'} "
+                f"| {'-' if frac is None else f'{frac:.3f}'} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder in the CoDEx layout")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="PyKEEN model name; repeat to compare several (default: train_verifier's default)",
+    )
+    parser.add_argument("--out", type=Path, help="JSON report path")
+    parser.add_argument("--md", type=Path, help="markdown summary (default: --out with .md)")
+    parser.add_argument("--save-model", type=Path, help="save the last trained verifier here")
+    for flag, kind in TRAIN_FLAGS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("pykeen", "torch_max_mem"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    data = {split: read_triples(args.data / f"{split}.txt") for split in SPLITS}
+    print({split: len(triples) for split, triples in data.items()})
+    train_kwargs = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    models: list[str | None] = list(args.model) if args.model else [None]
+
+    runs = []
+    model = None
+    for name in models:
+        model, result = run_one(name, data, train_kwargs)
+        name = result["model"]
+        runs.append(result)
+        test = result["classification"]["test"]
+        lp = result["link_prediction_test"]
+        print(
+            f"{name}: test acc {test['accuracy']:.4f} F1 {test['f1']:.4f} ECE {test['ece']:.4f} "
+            f"Brier {test['brier']:.4f} | MRR {lp['mrr']:.4f} Hits@10 {lp['hits_at_10']:.4f} | "
+            f"train {result['train_wall_seconds']:.0f}s wall, {result['train_cpu_seconds']:.0f}s "
+            f"CPU, {result['training']['epochs_run']} epochs | peak RSS {_peak_rss_mb():.0f} MB"
+        )
+    if args.save_model is not None and model is not None:
+        model.save(args.save_model)
+
+    report = {
+        "data": str(args.data),
+        "command": "python " + " ".join(shlex.quote(a) for a in ["bench/verify.py", *sys.argv[1:]])
+        if argv is None
+        else "python bench/verify.py " + " ".join(shlex.quote(a) for a in argv),
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "sizes": {split: len(triples) for split, triples in data.items()},
+        "runs": runs,
+        "peak_rss_mb": _peak_rss_mb(),
+        "reference_codex_s_paper": PAPER_CODEX_S,
+    }
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        md_path = args.md or args.out.with_suffix(".md")
+        md_path.write_text(markdown_summary(report), encoding="utf-8")
+        print(f"wrote {args.out} and {md_path}")
+    return 0
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
