@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from kg.atomic import atomic_dir, atomic_write
+from kg.atomic import atomic_write
+from kg.export.ripplenet import Interaction
 from kg.io.catalog import CatalogMapping, read_catalog
 from kg.io.seed import SeedGraph, read_seed
 from kg.ontology import load_ontology
-from kg.export.ripplenet import Interaction
 from kg.records import Entity, Item, Ontology, Triple
 from kgenrich.errors import InputError
 from kgenrich.settings import ExportSettings
@@ -45,7 +45,7 @@ def read_items(path: Path, spec: MappingSpec, *, ontology: Ontology) -> list[Ite
     del ontology  # relations are checked by the catalog stage, which records rejections
     mapping = CatalogMapping(id=spec.id, title=spec.title, text=spec.text,
                              attributes=spec.attributes, list_separator=spec.list_separator,
-                             format=spec.format)  # type: ignore[arg-type]
+                             format=spec.format)
     return read_catalog(path, mapping=mapping)
 
 

@@ -35,7 +35,8 @@ class InputError(KgenrichError):
         if got is not None:
             shown = got if len(got) <= 80 else got[:77] + "..."
             parts.append(f"got {shown!r}")
-        super().__init__(": ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if len(parts) > 2 else ""))
+        head = ": ".join(parts[:2])
+        super().__init__(head + ("; " + "; ".join(parts[2:]) if len(parts) > 2 else ""))
 
 
 class ConfigError(KgenrichError):

@@ -75,7 +75,7 @@ class CompleteSettings(BaseModel):
 
 class VerifySettings(BaseModel):
     model: str = Field("ComplEx", description="PyKEEN model name for the KGE verifier.")
-    epochs: int = Field(100, ge=1, le=5000, description="Maximum training epochs.")
+    epochs: int = Field(60, ge=1, le=5000, description="Maximum training epochs.")
     dim: int = Field(64, ge=2, le=2048, description="Embedding dimension.")
     seed: int = Field(0, description="Training seed.")
     holdout: float = Field(0.1, gt=0, lt=0.5, description="Trusted triples held out to calibrate.")

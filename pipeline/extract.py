@@ -26,7 +26,7 @@ def relations_schema(relations: Sequence[str]) -> type[BaseModel]:
     rel_field = Annotated[str, WithJsonSchema({"type": "string", "enum": list(relations)})]
     fact = create_model("FactOut", relation=(rel_field, ...), tail=(str, ...), evidence=(str, ...))
     return create_model(
-        "FactsAnswer", facts=(list[fact], Field(default_factory=list))  # type: ignore[valid-type]
+        "FactsAnswer", facts=(list[fact], Field(default_factory=list))
     )
 
 

@@ -165,8 +165,8 @@ def _read_int_table(path: Path, *, fields: tuple[str, ...]) -> np.ndarray:
     except DataFormatError as err:
         # _check_values reports the 0-based row; blank lines make it differ from the line.
         raise DataFormatError(
-            file=str(path), line=lines[err.line or 0], field=err.field,
-            expected=err.expected, got=err.got,
+            file=str(path), line=lines[err.line or 0], field=err.field or "",
+            expected=err.expected or "", got=err.got or "",
         ) from err
     return table
 

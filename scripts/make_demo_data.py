@@ -6,7 +6,8 @@ must complete the hidden facts, and the demo scores its answers against the key.
 The description column is written here from Wikidata facts (the source has no plot text), so
 relation extraction has real spans to ground its evidence in.
 
-Run: .venv/bin/pip install --no-deps bokeh-sampledata==2026.1 && .venv/bin/python scripts/make_demo_data.py
+Run: .venv/bin/pip install --no-deps bokeh-sampledata==2026.1
+     .venv/bin/python scripts/make_demo_data.py
 """
 
 from __future__ import annotations
