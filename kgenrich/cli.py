@@ -34,7 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"
 
 
+def _terminate_cleanly() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so context managers run and the embedded LLM server
+    (a child process) is stopped instead of orphaned."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _setup_logging(verbose: bool) -> None:
+    _terminate_cleanly()
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 
@@ -221,6 +233,9 @@ def demo(
     backend: Annotated[str, typer.Option(help="LLM backend.")] = "embedded",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
     model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
+    samples: Annotated[int, typer.Option(help="k samples per completion question.")] = 3,
+    llm_discovery: Annotated[bool, typer.Option(help="Also ask the LLM for entities (spaCy NER "
+                                                "always runs); slower on CPU.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
@@ -231,7 +246,8 @@ def demo(
     start = time.perf_counter()
     try:
         settings = load_settings(None, {"llm.backend": backend, "llm.base_url": base_url,
-                                        "llm.model": model})
+                                        "llm.model": model, "complete.samples": samples,
+                                        "discover.use_llm": llm_discovery})
         result = run_demo(DEMO, out=out, settings=settings)
     except KgenrichError as err:
         _fail(err)
