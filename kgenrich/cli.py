@@ -167,31 +167,100 @@ def run(
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export."""
     _setup_logging(verbose)
-    from flows.enrich import EnrichInputs, enrich
-    from flows.io import MappingSpec
+    from flows.enrich import enrich
 
     try:
-        settings = load_settings(config, {
-            "llm.backend": backend, "llm.base_url": base_url, "llm.model": model,
-            "llm.concurrency": concurrency, "complete.samples": samples,
-            "complete.max_items": max_items,
-            "complete.relations": tuple(relation) or None, "verify.model": kge_model, "verify.epochs": epochs,
-            "extract.enabled": False if no_extract else None,
-            "discover.use_llm": False if no_discover else None,
-            "discover.use_spacy": False if no_discover else None,
-        })
-        inputs = EnrichInputs(
-            catalog=catalog, ontology=ontology, out_dir=out, seed=seed, seed_format=seed_format,
-            seed_link=seed_link, interactions=interactions, run_name=run_name,
-            seed_on_error="skip" if seed_skip_bad else "raise",
-            mapping=MappingSpec(id=id_col, title=title_col, text=tuple(text_col),
-                                attributes=_parse_pairs(attr, "--attr"), list_separator=list_sep,
-                                format=catalog_format),
-        )
+        inputs, settings = _inputs_and_settings(locals())
         report = enrich(inputs, settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
+
+
+def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
+    """The flow's inputs and the one Settings object from `run`/`serve` options."""
+    from flows.enrich import EnrichInputs
+    from flows.io import MappingSpec
+
+    o = opts
+    settings = load_settings(o["config"], {
+        "llm.backend": o["backend"], "llm.base_url": o["base_url"], "llm.model": o["model"],
+        "llm.concurrency": o["concurrency"], "complete.samples": o["samples"],
+        "complete.max_items": o["max_items"],
+        "complete.relations": tuple(o["relation"]) or None, "verify.model": o["kge_model"],
+        "verify.epochs": o["epochs"],
+        "extract.enabled": False if o["no_extract"] else None,
+        "discover.use_llm": False if o["no_discover"] else None,
+        "discover.use_spacy": False if o["no_discover"] else None,
+    })
+    inputs = EnrichInputs(
+        catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
+        seed_format=o["seed_format"], seed_link=o["seed_link"],
+        interactions=o["interactions"], run_name=o["run_name"],
+        seed_on_error="skip" if o["seed_skip_bad"] else "raise",
+        mapping=MappingSpec(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
+                            attributes=_parse_pairs(o["attr"], "--attr"),
+                            list_separator=o["list_sep"], format=o["catalog_format"]),
+    )
+    return inputs, settings
+
+
+@app.command()
+def serve(
+    catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
+                                                ".item.", exists=True, dir_okay=False)],
+    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = ROOT
+    / "data" / "ontology" / "movies.json",
+    out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
+    id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
+    title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
+    text_col: Annotated[list[str], typer.Option(help="Free-text column (repeatable).")] = [],  # noqa: B006
+    attr: Annotated[list[str], typer.Option(help="COLUMN=RELATION (repeatable).")] = [],  # noqa: B006
+    list_sep: Annotated[str, typer.Option(help="Separator inside list cells.")] = "|",
+    catalog_format: Annotated[str, typer.Option(help="auto|csv|tsv|jsonl|parquet|recbole")] = "auto",
+    seed: Annotated[Path | None, typer.Option(help="Seed KG file.", exists=True)] = None,
+    seed_format: Annotated[str, typer.Option(help="auto|tsv|nt|ttl|recbole|ripplenet|rkge")] = "auto",
+    seed_link: Annotated[Path | None, typer.Option(help="RecBole .link / RippleNet item index.",
+                                                   exists=True)] = None,
+    interactions: Annotated[Path | None, typer.Option(help="User-item ratings for "
+                                                           "ratings_final.txt.", exists=True)] = None,
+    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
+                                                exists=True)] = None,
+    backend: Annotated[str | None, typer.Option(help="LLM backend: embedded|openai|fake.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
+    samples: Annotated[int | None, typer.Option(help="k samples per completion.")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Complete at most N items.")] = None,
+    relation: Annotated[list[str], typer.Option(help="Relation to complete (repeatable; "
+                                                "default: every item relation).")] = [],  # noqa: B006
+    seed_skip_bad: Annotated[bool, typer.Option(help="Skip malformed seed lines (counted in "
+                                                "the report) instead of failing.")] = False,
+    no_extract: Annotated[bool, typer.Option(help="Skip relation extraction.")] = False,
+    no_discover: Annotated[bool, typer.Option(help="Skip entity discovery.")] = False,
+    kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
+    run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * *'.")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="Deployment name (enrich/<name>).")] = "scheduled",
+    timezone: Annotated[str | None, typer.Option(help="IANA time zone of the schedule.")] = None,
+    pause_on_shutdown: Annotated[bool, typer.Option(help="Pause the schedule when this process stops.")] = False,
+) -> None:
+    """Serve the enrich flow on a cron schedule (needs a Prefect server: PREFECT_API_URL).
+
+    Takes every `run` option; the stored deployment parameters never contain the API key, which
+    each run reads from KGENRICH_LLM__API_KEY."""
+    _setup_logging(verbose)
+    from flows.serve import serve_command
+
+    try:
+        inputs, settings = _inputs_and_settings(locals())
+        code = serve_command(inputs, settings, cron=cron, name=name, timezone=timezone,
+                             pause_on_shutdown=pause_on_shutdown)
+    except KgenrichError as err:
+        _fail(err)
+    raise typer.Exit(code)
 
 
 @app.command()

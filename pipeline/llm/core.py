@@ -291,6 +291,9 @@ class BaseLLM(ABC):
         self._model = model
         self._cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self._concurrency = concurrency
+        # Caps requests in flight across every caller of this client (parallel chunk tasks
+        # included), not just within one complete_many batch.
+        self._slots = threading.BoundedSemaphore(concurrency)
         self._max_calls = max_calls
         self._max_tokens_total = max_tokens_total
         self._lock = threading.Lock()
@@ -419,13 +422,14 @@ class BaseLLM(ABC):
             self._count(request.stage, failures=1, budget_skipped=1)
             return LLMAnswer(value=None, error=BUDGET_EXHAUSTED, model=self._model)
         try:
-            reply = self._raw_call(
-                messages,
-                json_schema=json_schema,
-                temperature=request.temperature,
-                seed=request.seed,
-                max_tokens=request.max_tokens,
-            )
+            with self._slots:
+                reply = self._raw_call(
+                    messages,
+                    json_schema=json_schema,
+                    temperature=request.temperature,
+                    seed=request.seed,
+                    max_tokens=request.max_tokens,
+                )
         except LLMError as err:
             self._count(request.stage, failures=1)
             logger.warning(

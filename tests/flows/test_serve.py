@@ -1,0 +1,150 @@
+"""Scheduled runs against a real `prefect server start` on 127.0.0.1: `kgenrich serve`'s body
+registers `enrich/<name>` with a cron schedule, the server's scheduler creates the runs, and the
+stored parameters carry no secret (runs read the API key from their environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from scripted_server import TEST_KEY
+
+from flows.enrich import EnrichInputs, enrich
+from flows.io import MappingSpec
+from flows.serve import (
+    deployment_parameters,
+    local_prefect_server,
+    serve_command,
+    stop_process_group,
+)
+from kgenrich.errors import ConfigError
+from kgenrich.settings import Settings
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+CRON = "0 3 * * *"  # nightly: the scheduler creates runs, none falls due during the test
+
+T = TypeVar("T")
+
+
+def _inputs(tmp_path: Path) -> EnrichInputs:
+    return EnrichInputs(
+        catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
+        out_dir=tmp_path / "out",
+        mapping=MappingSpec(text=("description",), attributes={"director": "directed_by"}),
+    )
+
+
+def _wait(what: str, probe: Callable[[], T | None], timeout_s: float = 90.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1.0)
+
+
+def test_parameters_hold_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(llm={"backend": "openai", "api_key": TEST_KEY,
+                             "base_url": "http://user:pw-secret@127.0.0.1:9/v1"})
+    params = deployment_parameters(_inputs(tmp_path), settings)
+    blob = json.dumps(params)
+    assert TEST_KEY not in blob and "**********" not in blob and "pw-secret" not in blob
+    assert "api_key" not in params["settings"]["llm"]
+    assert Path(params["inputs"]["catalog"]).is_absolute()
+    assert Path(params["settings"]["reports_dir"]).is_absolute()
+    # At run time the flow's own parameter validation reads the key from the environment.
+    monkeypatch.setenv("KGENRICH_LLM__API_KEY", "sk-from-the-runs-env")
+    monkeypatch.setenv("KGENRICH_LLM__BASE_URL", "http://127.0.0.1:9/v1")
+    run_settings = enrich.validate_parameters(params)["settings"]
+    assert run_settings.llm.api_key.get_secret_value() == "sk-from-the-runs-env"
+    assert run_settings.llm.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_serve_refuses_without_server_or_with_bad_cron(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(updates={PREFECT_API_URL: None}), \
+            pytest.raises(ConfigError, match="prefect server start"):
+        serve_command(_inputs(tmp_path), Settings(), cron=CRON, name="x")
+    # the harness's API URL is set here: only the cron is wrong
+    with pytest.raises(ConfigError, match="invalid schedule"):
+        serve_command(_inputs(tmp_path), Settings(), cron="every night", name="x")
+
+
+SERVE = """
+import json, sys
+from flows.enrich import EnrichInputs
+from flows.serve import serve_command
+from kgenrich.errors import ConfigError
+from kgenrich.settings import Settings
+inputs = EnrichInputs.model_validate_json(sys.argv[1])
+sys.exit(serve_command(inputs, Settings(), cron=sys.argv[2], name=sys.argv[3]))
+"""
+
+
+@pytest.mark.slow
+def test_serve_registers_cron_deployment_and_scheduler_creates_runs(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    fast_scheduler = {
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
+    }
+    with local_prefect_server(tmp_path / "server-home", env=fast_scheduler) as api:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update({"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "serve-home"),
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                    "KGENRICH_LLM__BACKEND": "fake", "KGENRICH_LLM__API_KEY": TEST_KEY,
+                    "KGENRICH_REPORTS_DIR": str(tmp_path / "reports")})
+        log = (tmp_path / "serve.log").open("wb")
+        serve = subprocess.Popen(
+            [sys.executable, "-c", SERVE, _inputs(tmp_path).model_dump_json(), CRON, "nightly"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: api}), \
+                    get_client(sync_client=True) as client:
+
+                def deployment() -> Any:
+                    assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+                    try:
+                        return client.read_deployment_by_name("enrich/nightly")
+                    except Exception:  # noqa: BLE001 - not registered yet (404)
+                        return None
+
+                dep = _wait("the deployment", deployment)
+                assert [s.schedule.cron for s in dep.schedules] == [CRON]
+                assert all(s.active for s in dep.schedules) and not dep.paused
+                assert dep.entrypoint == "flows.enrich.enrich"
+
+                def scheduled() -> list[Any]:
+                    return client.read_flow_runs(deployment_filter=DeploymentFilter(
+                        id=DeploymentFilterId(any_=[dep.id])))
+
+                runs = _wait("scheduled flow runs", scheduled)
+                assert all(r.state is not None and r.state.is_scheduled() for r in runs)
+                assert all(r.expected_start_time is not None
+                           and (r.expected_start_time.hour, r.expected_start_time.minute)
+                           == (3, 0) for r in runs)
+                stored = json.dumps([dep.parameters, *(r.parameters for r in runs)])
+                assert TEST_KEY not in stored and "**********" not in stored
+                assert "api_key" not in dep.parameters["settings"]["llm"]
+        finally:
+            stop_process_group(serve)
+            log.close()
+        assert serve.poll() is not None
+    with pytest.raises(ProcessLookupError):  # nothing left in the serve process group
+        os.killpg(serve.pid, 0)
