@@ -58,20 +58,22 @@ def type_problem(
 def combine_confidence(
     *, kge_probability: float | None, agreement: float, evidence: bool
 ) -> float:
-    """One confidence from the available signals.
+    """One confidence from the available signals (the default combiner).
 
-    A plain mean of the signals that exist: the KGE probability (when the model knows the
-    entities), the LLM's agreement across samples and, for extracted triples, evidence found in
-    the text (1.0). Without a KGE probability the confidence is capped at 0.5, so a triple with
-    an unseen entity can reach review but never auto-acceptance.
+    - Extracted triples (their evidence span was found in the item's text): the mean of 1.0 for
+      the evidence and the KGE probability, since text is strong support.
+    - Completed triples (model knowledge, no evidence): the KGE probability times the LLM's
+      agreement across its k samples. A product, not a mean: measured on MovieLens-100K with
+      k=1 (bench/enrichment_value.py), a mean accepted 44 of 64 invented directors because
+      agreement alone contributed 0.5.
+    - Without a KGE probability (an entity the model never saw) the confidence is capped at
+      0.5 x the other signals, so such a triple can reach review but never auto-acceptance.
     """
-    signals = [agreement]
-    if evidence:
-        signals.append(1.0)
     if kge_probability is None or math.isnan(kge_probability):
-        return 0.5 * float(np.mean(signals))
-    signals.append(kge_probability)
-    return float(np.mean(signals))
+        return 0.5 * (1.0 if evidence else agreement)
+    if evidence:
+        return 0.5 * (1.0 + kge_probability)
+    return kge_probability * agreement
 
 
 def verify_triples(

@@ -215,8 +215,10 @@ def test_verify_routes_schema_unknown_and_confidence() -> None:
 
 def test_combine_confidence_caps_unverified() -> None:
     assert combine_confidence(kge_probability=None, agreement=1.0, evidence=True) == 0.5
-    assert combine_confidence(kge_probability=0.9, agreement=1.0, evidence=False) == pytest.approx(
-        0.95)
+    assert combine_confidence(kge_probability=0.9, agreement=0.5, evidence=False) == pytest.approx(
+        0.45)
+    assert combine_confidence(kge_probability=0.2, agreement=1.0, evidence=True) == pytest.approx(
+        0.6)
 
 
 def test_to_triples_links_existing_and_counts_minted() -> None:
