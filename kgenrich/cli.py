@@ -345,6 +345,46 @@ def query(
     raise typer.Exit(code)
 
 
+recommend_app = typer.Typer(help="RippleNet on kgenrich's exports.", no_args_is_help=True)
+app.add_typer(recommend_app, name="recommend")
+
+
+@recommend_app.command("train")
+def recommend_train(
+    data_dir: Annotated[Path, typer.Argument(help="RippleNet folder or a run folder with ripplenet/.", exists=True)],
+    out_model: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("ripplenet.pt"),
+    preset: Annotated[str, typer.Option(help="Hyperparameters: movie|book.")] = "movie",
+    seed: Annotated[int, typer.Option(help="Seed (split and training).")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    interactions: Annotated[Path | None, typer.Option(help="Ratings, if the export has none.", exists=True)] = None,
+) -> None:
+    """Train RippleNet on an export and save the model."""
+    _setup_logging(False)
+    from recsys.cli import train_command
+
+    raise typer.Exit(train_command(data_dir, preset=preset, seed=seed, epochs=epochs,
+                                   out_model=out_model, interactions=interactions))
+
+
+@recommend_app.command("evaluate")
+def recommend_evaluate(
+    data_dir: Annotated[Path, typer.Argument(help="RippleNet folder or a run folder with ripplenet/.", exists=True)],
+    preset: Annotated[str, typer.Option(help="Hyperparameters: movie|book.")] = "movie",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+    out_json: Annotated[Path | None, typer.Option(help="Write the metrics here.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    interactions: Annotated[Path | None, typer.Option(help="Ratings, if the export has none.", exists=True)] = None,
+) -> None:
+    """Test AUC/ACC of RippleNet on an export (6:2:2 split per seed)."""
+    _setup_logging(False)
+    from recsys.cli import evaluate_command
+
+    seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    raise typer.Exit(evaluate_command(data_dir, preset=preset, seeds=seed_list,
+                                      out_json=out_json, epochs=epochs,
+                                      interactions=interactions))
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()
