@@ -2,8 +2,10 @@
 
 Contract: DIR holds tab-separated ``train/valid/test.txt`` and ``valid/test_negatives.txt``
 (head, relation, tail), as in CoDEx. Train on ``train`` (early stopping on ``valid``), fit the
-calibrator on valid positives/negatives only, report every metric on test. Writes JSON to
-``--out`` and a markdown summary next to it (``--md``).
+calibrator on valid positives/negatives only, report every metric on test (overall and per
+relation). Writes JSON to ``--out`` and a markdown summary next to it (``--md``); with
+``--merge`` the runs are appended to the runs already in ``--out`` (one report across configs).
+``--load-model DIR`` evaluates a verifier saved by ``--save-model`` instead of training one.
 
     python bench/verify.py --data ../shared/data/codex-s --out reports/verify_codex_s.json
 """
@@ -58,6 +60,7 @@ TRAIN_FLAGS = {
     "eval_every": int,
     "patience": int,
     "seed": int,
+    "num_threads": int,
 }
 
 
@@ -94,19 +97,58 @@ def classification_metrics(
         "ece": expected_calibration_error(probs, labels[known]),
         "brier": brier_score(probs, labels[known]),
         "reliability": dataclasses.asdict(diagram),
+        "per_relation": per_relation_metrics(calibrator, scores, labels, relations, decisions),
     }
 
 
+def per_relation_metrics(
+    calibrator: Calibrator,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    relations: np.ndarray,
+    decisions: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Relation -> n, positives, the threshold used (own or global), accuracy, mean probability."""
+    out: dict[str, dict[str, Any]] = {}
+    for rel in sorted(set(relations.tolist())):
+        mask = relations == rel
+        own = rel in calibrator.thresholds
+        known = mask & np.isfinite(scores)
+        probs = calibrator.probability(scores[known], relations[known])
+        out[str(rel)] = {
+            "n": int(mask.sum()),
+            "n_positive": int(labels[mask].sum()),
+            "threshold": float(calibrator.thresholds[rel] if own else calibrator.global_threshold),
+            "own_threshold": own,
+            "accuracy": accuracy(labels[mask], decisions[mask]),
+            "mean_probability": float(probs.mean()) if len(probs) else None,
+        }
+    return out
+
+
 def run_one(
-    model_name: str | None, data: dict[str, list[LabeledTriple]], train_kwargs: dict[str, Any]
+    model_name: str | None,
+    data: dict[str, list[LabeledTriple]],
+    train_kwargs: dict[str, Any],
+    *,
+    load_from: Path | None = None,
 ) -> tuple[KGEModel, dict[str, Any]]:
-    """Train one model (None: train_verifier's default) and evaluate it, JSON-ready."""
+    """Train one model (None: train_verifier's default) and evaluate it, JSON-ready.
+
+    With ``load_from`` the saved verifier is evaluated instead; its training record (and the
+    train time it recorded) come from its metadata, CPU time and peak memory are not known.
+    """
     kwargs = dict(train_kwargs) if model_name is None else {**train_kwargs, "model": model_name}
     cpu_before = _cpu_seconds()
     wall_before = time.perf_counter()
-    model = train_verifier(data["train"], valid=data["valid"], **kwargs)
-    train_wall = time.perf_counter() - wall_before
-    train_cpu = _cpu_seconds() - cpu_before
+    if load_from is not None:
+        model = KGEModel.load(load_from)
+        torch.set_num_threads(int(train_kwargs.get("num_threads", model.config.num_threads)))
+        train_wall, train_cpu = model.report.seconds, float("nan")
+    else:
+        model = train_verifier(data["train"], valid=data["valid"], **kwargs)
+        train_wall = time.perf_counter() - wall_before
+        train_cpu = _cpu_seconds() - cpu_before
 
     # two ways to read the model: its raw score, and its softmax log-likelihood over all
     # entities; which one the run reports as primary is decided on validation accuracy only
@@ -154,6 +196,7 @@ def run_one(
         "link_prediction_test": dataclasses.asdict(link_prediction),
         "link_prediction_seconds": lp_seconds,
         "peak_rss_mb_so_far": _peak_rss_mb(),
+        "loaded_from": None if load_from is None else str(load_from),
     }
     return model, result
 
@@ -169,28 +212,32 @@ def markdown_summary(report: dict[str, Any]) -> str:
         report["command"],
         "```",
         "",
-        f"Machine: {report['machine']['cpu_threads']} torch threads, "
-        f"{report['machine']['platform']}, torch {report['machine']['torch']}. "
-        f"Peak RSS of the whole run: {report['peak_rss_mb']:.0f} MB.",
+        f"Machine: {report['machine']['platform']}, torch {report['machine']['torch']} "
+        "(torch threads per run: `num_threads` in its config). Peak RSS: largest over the "
+        f"processes that produced these runs, {report['peak_rss_mb']:.0f} MB; per run in the "
+        "table (the process's peak when that run ended, so it includes earlier runs of the same "
+        "process).",
         "Calibration (per-relation thresholds + probability map) is fitted on valid "
         "positives/negatives only; all classification numbers below are on test.",
         "",
-        "| model | score kind | acc | acc (global thr.) | F1 | ECE | Brier | calib. | MRR "
-        "| Hits@10 | epochs (best) | train wall s | train CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| # | model | config | score kind | acc | acc (global thr.) | F1 | ECE | Brier "
+        "| calib. | MRR | Hits@10 | epochs (best) | train wall s | train CPU s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in report["runs"]:
+    for number, run in enumerate(report["runs"], start=1):
         test = run["classification"]["test"]
         lp = run["link_prediction_test"]
         tr = run["training"]
+        rss = run.get("peak_rss_mb_so_far")
         lines.append(
-            f"| {run['model']} | {run['primary_score_kind']} | {test['accuracy']:.3f} "
+            f"| {number} | {run['model']} | {run_label(run)} | {run['primary_score_kind']} "
+            f"| {test['accuracy']:.3f} "
             f"| {run['classification']['test_accuracy_global_threshold_only']:.3f} "
             f"| {test['f1']:.3f} | {test['ece']:.3f} | {test['brier']:.3f} "
             f"| {run['classification']['calibrator']['method']} "
             f"| {lp['mrr']:.3f} | {lp['hits_at_10']:.3f} "
             f"| {tr['epochs_run']} ({tr['best_epoch']}) | {run['train_wall_seconds']:.0f} "
-            f"| {run['train_cpu_seconds']:.0f} |"
+            f"| {_fmt(run['train_cpu_seconds'], 0)} | {_fmt(rss, 0)} |"
         )
     paper = PAPER_CODEX_S
     lines += [
@@ -202,12 +249,12 @@ def markdown_summary(report: dict[str, Any]) -> str:
         f"{paper['link_prediction_best']['hits_at_10']}.",
         "",
     ]
-    for run in report["runs"]:
+    for number, run in enumerate(report["runs"], start=1):
         cfg = run["config"]
         cal = run["classification"]["calibrator"]
         rel = run["classification"]["test"]["reliability"]
         lines += [
-            f"## {run['model']}",
+            f"## {number}. {run['model']} ({run_label(run)})",
             "",
             "Config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("model",)),
             "",
@@ -246,7 +293,24 @@ def markdown_summary(report: dict[str, Any]) -> str:
                 f"| {'-' if frac is None else f'{frac:.3f}'} |"
             )
         lines.append("")
+    if report.get("notes"):
+        lines += ["## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
     return "\n".join(lines)
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """The settings that tell runs of one model apart, in one short string."""
+    cfg = run["config"]
+    return (
+        f"dim {cfg['dim']}, lr {cfg['learning_rate']:g}, drop {cfg['dropout']:g}, "
+        f"ls {cfg['label_smoothing']:g}, max {cfg['epochs']} ep, patience {cfg['patience']}"
+    )
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,12 +326,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON report path")
     parser.add_argument("--md", type=Path, help="markdown summary (default: --out with .md)")
     parser.add_argument("--save-model", type=Path, help="save the last trained verifier here")
+    parser.add_argument(
+        "--load-model", type=Path, help="evaluate this saved verifier instead of training"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="append the runs to those already in --out (commands are concatenated)",
+    )
     for flag, kind in TRAIN_FLAGS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("pykeen", "torch_max_mem"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # the early stopper's one line per validation check is the only progress a long run shows
+    logging.getLogger("pykeen.stoppers").setLevel(logging.INFO)
 
     data = {split: read_triples(args.data / f"{split}.txt") for split in SPLITS}
     print({split: len(triples) for split, triples in data.items()})
@@ -277,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = []
     model = None
     for name in models:
-        model, result = run_one(name, data, train_kwargs)
+        model, result = run_one(name, data, train_kwargs, load_from=args.load_model)
         name = result["model"]
         runs.append(result)
         test = result["classification"]["test"]
@@ -307,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak_rss_mb": _peak_rss_mb(),
         "reference_codex_s_paper": PAPER_CODEX_S,
     }
+    if args.merge and args.out is not None and args.out.is_file():
+        report = merge_reports(json.loads(args.out.read_text(encoding="utf-8")), report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -314,6 +390,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         md_path.write_text(markdown_summary(report), encoding="utf-8")
         print(f"wrote {args.out} and {md_path}")
     return 0
+
+
+def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with ``new``'s runs appended and its command added; peak RSS is the larger."""
+    if old.get("data") != new["data"] and Path(old.get("data", "")).name != Path(new["data"]).name:
+        raise ValueError(f"cannot merge reports on {old.get('data')!r} and {new['data']!r}")
+    merged = dict(old)
+    merged["command"] = old["command"] + "\n" + new["command"]
+    merged["runs"] = [*old["runs"], *new["runs"]]
+    merged["peak_rss_mb"] = max(float(old.get("peak_rss_mb", 0.0)), new["peak_rss_mb"])
+    return merged
 
 
 def _cpu_seconds() -> float:
