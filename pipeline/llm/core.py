@@ -250,7 +250,7 @@ class _Progress:
             self.last = now
             rate = self.done / max(now - self.start, 1e-9)
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            logger.info("%s: %d/%d LLM answers (%d cached), %.1f/s, about %.0f s left",
+            logger.info("%s: %d/%d LLM answers (%d cached), %.2f/s, about %.0f s left",
                         self.stage, self.done, self.total, self.cached, rate, eta)
 
 
