@@ -408,6 +408,13 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             inputs.out_dir, entities=entities, triples=triples, items=[it.id for it in items],
             interactions=inputs.interactions, settings=settings.export,
         )
+        if inputs.store is not None:
+            from kg.store import GraphStore
+
+            # Loading is idempotent: re-verified triples replace their old statements.
+            with GraphStore.open(inputs.store, base=settings.export.base_iri) as gstore:
+                gstore.load(entities, triples)
+            outputs["store"] = inputs.store
         queue = review_queue(triples, labels=labels, previous={r.key: r for r in reviewed})
         outputs["review"] = fio.write_review(inputs.out_dir / "review.jsonl", queue)
         outputs["failures"] = _write_jsonl(inputs.out_dir / "failures.jsonl", failures)

@@ -163,6 +163,8 @@ def run(
     kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
     epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
+    store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
+                                                "graph into (query it with `kgenrich query`).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export."""
@@ -196,7 +198,7 @@ def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
     inputs = EnrichInputs(
         catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
         seed_format=o["seed_format"], seed_link=o["seed_link"],
-        interactions=o["interactions"], run_name=o["run_name"],
+        interactions=o["interactions"], run_name=o["run_name"], store=o["store"],
         seed_on_error="skip" if o["seed_skip_bad"] else "raise",
         mapping=MappingSpec(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
                             attributes=_parse_pairs(o["attr"], "--attr"),
@@ -241,6 +243,8 @@ def serve(
     kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
     epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
+    store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
+                                                "graph into (query it with `kgenrich query`).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * *'.")] = "0 3 * * *",
     name: Annotated[str, typer.Option(help="Deployment name (enrich/<name>).")] = "scheduled",
