@@ -12,10 +12,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import inspect  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import typing  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated, Any  # noqa: E402
 
@@ -207,64 +209,45 @@ def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
     return inputs, settings
 
 
-@app.command()
-def serve(
-    catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
-                                                ".item.", exists=True, dir_okay=False)],
-    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = ROOT
-    / "data" / "ontology" / "movies.json",
-    out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
-    id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
-    title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
-    text_col: Annotated[list[str], typer.Option(help="Free-text column (repeatable).")] = [],  # noqa: B006
-    attr: Annotated[list[str], typer.Option(help="COLUMN=RELATION (repeatable).")] = [],  # noqa: B006
-    list_sep: Annotated[str, typer.Option(help="Separator inside list cells.")] = "|",
-    catalog_format: Annotated[str, typer.Option(help="auto|csv|tsv|jsonl|parquet|recbole")] = "auto",
-    seed: Annotated[Path | None, typer.Option(help="Seed KG file.", exists=True)] = None,
-    seed_format: Annotated[str, typer.Option(help="auto|tsv|nt|ttl|recbole|ripplenet|rkge")] = "auto",
-    seed_link: Annotated[Path | None, typer.Option(help="RecBole .link / RippleNet item index.",
-                                                   exists=True)] = None,
-    interactions: Annotated[Path | None, typer.Option(help="User-item ratings for "
-                                                           "ratings_final.txt.", exists=True)] = None,
-    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
-                                                exists=True)] = None,
-    backend: Annotated[str | None, typer.Option(help="LLM backend: embedded|openai|fake.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
-    samples: Annotated[int | None, typer.Option(help="k samples per completion.")] = None,
-    max_items: Annotated[int | None, typer.Option(help="Complete at most N items.")] = None,
-    relation: Annotated[list[str], typer.Option(help="Relation to complete (repeatable; "
-                                                "default: every item relation).")] = [],  # noqa: B006
-    seed_skip_bad: Annotated[bool, typer.Option(help="Skip malformed seed lines (counted in "
-                                                "the report) instead of failing.")] = False,
-    no_extract: Annotated[bool, typer.Option(help="Skip relation extraction.")] = False,
-    no_discover: Annotated[bool, typer.Option(help="Skip entity discovery.")] = False,
-    kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
-    run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
-    store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
-                                                "graph into (query it with `kgenrich query`).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+def _serve_options(
     cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * *'.")] = "0 3 * * *",
     name: Annotated[str, typer.Option(help="Deployment name (enrich/<name>).")] = "scheduled",
     timezone: Annotated[str | None, typer.Option(help="IANA time zone of the schedule.")] = None,
     pause_on_shutdown: Annotated[bool, typer.Option(help="Pause the schedule when this process stops.")] = False,
 ) -> None:
+    """Only a signature: the options `serve` adds to every `run` option."""
+
+
+def serve(**opts: Any) -> None:
     """Serve the enrich flow on a cron schedule (needs a Prefect server: PREFECT_API_URL).
 
     Takes every `run` option; the stored deployment parameters never contain the API key, which
     each run reads from KGENRICH_LLM__API_KEY."""
-    _setup_logging(verbose)
+    _setup_logging(opts["verbose"])
     from flows.serve import serve_command
 
     try:
-        inputs, settings = _inputs_and_settings(locals())
-        code = serve_command(inputs, settings, cron=cron, name=name, timezone=timezone,
-                             pause_on_shutdown=pause_on_shutdown)
+        inputs, settings = _inputs_and_settings(opts)
+        code = serve_command(inputs, settings, cron=opts["cron"], name=opts["name"],
+                             timezone=opts["timezone"],
+                             pause_on_shutdown=opts["pause_on_shutdown"])
     except KgenrichError as err:
         _fail(err)
     raise typer.Exit(code)
+
+
+# `serve` takes exactly `run`'s options plus the schedule's: one declaration of each, read by
+# Typer through the signature.
+def _resolved(fn: Any) -> list[inspect.Parameter]:
+    # Annotations are strings here (future import); Typer needs the real Annotated types.
+    hints = typing.get_type_hints(fn, include_extras=True)
+    return [p.replace(annotation=hints[p.name]) for p in inspect.signature(fn).parameters.values()]
+
+
+serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*_resolved(run), *_resolved(_serve_options)], return_annotation=None
+)
+app.command()(serve)
 
 
 @app.command()
