@@ -169,8 +169,8 @@ def render(data: dict[str, Any]) -> str:
     out = [
         "# LLM fault tolerance", "", f"`{data['command']}`", "",
         f"{data['items']} synthetic films through `kgenrich run` (LLM cache off, client timeout "
-        f"{data['timeout_s']} s, 4 retries with backoff, circuit breaker after 5 consecutive "
-        "endpoint failures for 30 s). The loopback server injects per request: 20% HTTP 500, "
+        f"{data['timeout_s']} s, 4 retries with backoff, circuit breaker opening for 30 s "
+        "when 5 attempts in a row and 90% of the last 20 failed). The loopback server injects per request: 20% HTTP 500, "
         "10% HTTP 429 with `Retry-After: 0.2`, 10% malformed JSON bodies, 5% answers slower "
         "than the timeout. Flaky runs repeat (at most 4) until no item is left failed; then 50 "
         "items are edited while the endpoint is down (every request HTTP 503); then it comes "
@@ -200,13 +200,10 @@ def render(data: dict[str, Any]) -> str:
             "error (and in the report's *Failed items* section), or pending; the next run asks "
             "only for the items that are not done (the *done items asked again* column counts "
             "re-asked items that were done and unchanged; edited items are rightly re-asked).",
-            "", "Finding: under the flaky mix the breaker (5 consecutive failed *attempts*, 30 s "
-            "cooldown) trips every few hundred attempts, because with 35% of attempts failing "
-            "five in a row is common even though each request would succeed within its 4 "
-            "retries; while it is open every call fails fast, so most items fail per run and "
-            "convergence takes several runs. Counting a request as a breaker failure only once "
-            "its retries are exhausted (or using a failure-rate window) would keep it for dead "
-            "endpoints only; that is `pipeline/llm/openai_backend.py`'s to change."]
+            "", "The breaker is for dead endpoints: under the flaky mix (35% of attempts "
+            "failing, streaks of five and more common) it should stay closed and let retries "
+            "do their job; with the endpoint down it should open within a few attempts. The "
+            "*circuit-open log lines* column shows which happened."]
     return "\n".join(out) + "\n"
 
 

@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
@@ -48,6 +49,7 @@ from pipeline import assemble  # noqa: E402
 from pipeline import incremental as inc  # noqa: E402
 from pipeline.candidates import to_triples  # noqa: E402
 from pipeline.catalog import catalog_triples, item_entities  # noqa: E402
+from pipeline.combiner import base_combiner, refit_from_review, review_examples  # noqa: E402
 from pipeline.complete import complete_tails, missing_relations  # noqa: E402
 from pipeline.discover import discover_entities, load_nlp  # noqa: E402
 from pipeline.extract import extract_relations  # noqa: E402
@@ -56,7 +58,15 @@ from pipeline.llm.factory import make_llm  # noqa: E402
 from pipeline.report import RunReport, build_report, render_markdown  # noqa: E402
 from pipeline.resolve import EntityIndex  # noqa: E402
 from pipeline.review import apply_review, review_queue  # noqa: E402
-from pipeline.verify import FittedVerifier, fit_verifier, verify_triples  # noqa: E402
+from pipeline.verify import (  # noqa: E402
+    Combiner,
+    Context,
+    FittedVerifier,
+    fit_verifier,
+    text_fallback,
+    verify_context,
+    verify_triples,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +138,23 @@ def fit_verifier_task(trusted: list[Triple], **kwargs: Any) -> FittedVerifier:
     return fit_verifier(trusted, **kwargs)
 
 
+@task(name="fit-text-fallback", cache_policy=NONE)
+def fit_fallback_task(
+    trusted: list[Triple], *, labels: dict[str, str], seed: int
+) -> Callable[[Sequence[tuple[str, str, str]]], Any]:
+    return text_fallback(trusted, labels=labels, seed=seed)
+
+
 @task(name="verify", cache_policy=NONE)
 def verify_task(
     candidates: list[Triple], *, verifier: FittedVerifier, ontology: Ontology,
-    entity_types: dict[str, str], review_band: tuple[float, float],
+    entity_types: dict[str, str], review_band: tuple[float, float], combiner: Combiner,
+    context: Context,
 ) -> StageResult[Triple]:
     return verify_triples(
         candidates, ontology=ontology, entity_types=entity_types, knows=verifier.knows,
         score=verifier.score, probability=verifier.probability, review_band=review_band,
-        verifier_name=verifier.name,
+        verifier_name=verifier.name, combiner=combiner, context=context,
     )
 
 
@@ -378,10 +396,32 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         verifier = fit_verifier_task(assemble.trusted(base), model=v.model, dim=v.dim,
                                      epochs=v.epochs, seed=v.seed, holdout=v.holdout)
         entity_types = {e.id: e.type for e in index.by_id.values()}
-        stages["verify"] = verify_task(candidates, verifier=verifier, ontology=ontology,
-                                       entity_types=entity_types, review_band=v.review_band)
+        context = verify_context(base)
+        if v.text_fallback and any(not verifier.knows(*t.key) for t in candidates):
+            context = dataclasses.replace(context, fallback=fit_fallback_task(
+                assemble.trusted(base), labels={e.id: e.label for e in index.by_id.values()},
+                seed=v.seed))
         review_file = inputs.review or inputs.out_dir / "review.jsonl"
         reviewed = fio.read_review(review_file) if review_file.is_file() else []
+        combiner = base_combiner(
+            v.combiner, review_band=v.review_band, accept_at=v.accept_at,
+            target_precision=v.target_precision,
+            model=fio.read_confidence_model(v.confidence_model) if v.confidence_model else None)
+
+        def run_verify(comb: Combiner) -> StageResult[Triple]:
+            return verify_task(candidates, verifier=verifier, ontology=ontology,
+                               entity_types=entity_types, review_band=v.review_band,
+                               combiner=comb, context=context)
+
+        stages["verify"] = run_verify(combiner)
+        combiner_note = f"{combiner.name}, accept at {combiner.accept_at:.3f}"
+        if any(r.verdict for r in reviewed):
+            feats, labels_ = review_examples(stages["verify"].kept, reviewed)
+            refit, combiner_note = refit_from_review(
+                combiner, feats, labels_, min_labels=v.refit_min_labels,
+                target_precision=v.target_precision)
+            if refit is not combiner:
+                stages["verify"] = run_verify(refit)
         verified, review_counts = apply_review(stages["verify"].kept, rows=reviewed)
         triples = [*base, *verified]
         entities = _used_entities(index, triples)
@@ -398,6 +438,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         report = build_report(
             run, stages, triples, wall_seconds=time.perf_counter() - start,
             extra={"llm model": usage_model(settings), "verifier": verifier.summary(),
+                   "confidence combiner": combiner_note,
                    "items": len(items), "entities": len(entities),
                    "llm failures": usage.failures, "incremental": incremental,
                    "failed items": len(failed_items),

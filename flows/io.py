@@ -16,9 +16,10 @@ from kg.io.catalog import CatalogMapping, read_catalog
 from kg.io.seed import SeedGraph, read_seed
 from kg.ontology import load_ontology
 from kg.records import Entity, Item, Ontology, Triple
-from kgenrich.errors import InputError
+from kgenrich.errors import ConfigError, InputError
 from kgenrich.settings import ExportSettings
 from pipeline.assemble import exported
+from pipeline.confidence import ConfidenceModel
 from pipeline.report import RunReport
 from pipeline.review import ReviewRow
 
@@ -164,6 +165,17 @@ def read_run(out_dir: Path) -> tuple[list[Entity], list[Triple]]:
 
     dump = read_jsonl(out_dir)
     return list(dump.entities), list(dump.triples)
+
+
+def read_confidence_model(path: Path) -> ConfidenceModel:
+    """A fitted combiner written by ``bench/confidence.py --model-out`` (JSON)."""
+    try:
+        return ConfidenceModel.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"verify.confidence_model: file not found: {path}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"verify.confidence_model: {path} is not a confidence model: {err}") \
+            from None
 
 
 def read_review(path: Path) -> list[ReviewRow]:

