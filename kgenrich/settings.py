@@ -52,10 +52,20 @@ class LLMSettings(BaseModel):
     max_tokens_total: int | None = Field(None, ge=1, description="Budget: total tokens per run.")
     embedded_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
     embedded_threads: int = Field(
-        1, ge=1, le=64,
-        description="llama.cpp CPU threads. 1 by default: measured here, llama.cpp's spinning "
-        "threads run several times slower with 2 when any other process (the flow, Prefect's "
-        "server) needs a core of a 2-core machine.",
+        2, ge=1, le=64,
+        description="llama.cpp CPU threads (bench/llm_speed.py: 2 threads generate 1.7x as fast "
+        "as 1 on 2 cores). Use 1 when another busy process shares a 2-core machine: "
+        "llama.cpp's spinning threads slow down badly when they cannot each have a core.",
+    )
+    embedded_extra_bufts: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama.cpp weight repacking (faster on CPU). auto: on unless the installed "
+        "llama-cpp-python has AMX kernels, which crash on some VMs.",
+    )
+    embedded_prompt_cache_mb: int = Field(
+        1024, ge=0, le=65536,
+        description="RAM for llama.cpp's prompt-state cache (resumes from the longest shared "
+        "prompt prefix; about 2x faster on the pipeline's interleaved prompts). 0: off.",
     )
     embedded_ctx: int = Field(2048, ge=512, le=32768, description="llama.cpp context size.")
     model_dir: Path | None = Field(

@@ -20,6 +20,7 @@ from pipeline.llm.embedded import (
     ServerOptions,
     is_verified,
     join_parts,
+    llama_cpp_available,
     pip_install_parts_command,
 )
 
@@ -192,7 +193,9 @@ def test_command_line() -> None:
         "--n_ctx 4096",
         "--n_threads 1",
         "--model_alias q",
-        "--no-extra-bufts",
+        "--extra-bufts auto",
+        "--cache True",
+        "--cache_size 1073741824",
     ):
         assert part in joined
 
@@ -202,3 +205,24 @@ def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
         pytest.skip("llama-cpp-python not installed")
     with pytest.raises(ConfigError, match="model file not found"):
         EmbeddedServer(tmp_path / "nope.gguf", options=ServerOptions()).__enter__()
+
+
+def test_launcher_extra_bufts_option() -> None:
+    from pipeline.llm._llama_server import pop_choice
+
+    argv = ["x", "--model", "m.gguf", "--extra-bufts", "off", "--port", "1"]
+    assert pop_choice(argv) == "off"
+    assert argv == ["x", "--model", "m.gguf", "--port", "1"]
+    assert pop_choice(["x"]) == "auto"
+    with pytest.raises(SystemExit, match="auto, on, off"):
+        pop_choice(["x", "--extra-bufts", "maybe"])
+
+
+@pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python not installed")
+def test_amx_detection_reads_the_loaded_library() -> None:
+    from llama_cpp import llama_cpp as lib
+
+    from pipeline.llm._llama_server import built_with_amx
+
+    info = lib.llama_print_system_info().decode()
+    assert built_with_amx() is ("AMX_INT8 = 1" in info)
