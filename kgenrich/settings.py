@@ -62,11 +62,6 @@ class LLMSettings(BaseModel):
         description="llama.cpp weight repacking (faster on CPU). auto: on unless the installed "
         "llama-cpp-python has AMX kernels, which crash on some VMs.",
     )
-    embedded_prompt_cache_mb: int = Field(
-        1024, ge=0, le=65536,
-        description="RAM for llama.cpp's prompt-state cache (resumes from the longest shared "
-        "prompt prefix; about 2x faster on the pipeline's interleaved prompts). 0: off.",
-    )
     embedded_ctx: int = Field(2048, ge=512, le=32768, description="llama.cpp context size.")
     model_dir: Path | None = Field(
         None,

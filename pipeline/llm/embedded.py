@@ -254,11 +254,6 @@ class ServerOptions:
     # library was built with the AMX kernels that segfault on this project's VMs (see
     # _llama_server.py); "on" / "off" force it.
     extra_bufts: Literal["auto", "on", "off"] = "auto"
-    # llama-cpp-python's RAM prompt cache: model states of recent prompts, resumed from the
-    # longest shared prefix. The pipeline's stages interleave (extraction and completion
-    # prompts alternate), so the previous request alone rarely shares the system prompt;
-    # measured here, alternating prompts took 0.9 s instead of 2.0 s each. 0 turns it off.
-    prompt_cache_mb: int = 1024
 
 
 class EmbeddedServer:
@@ -307,9 +302,6 @@ class EmbeddedServer:
         if o.chat_format:
             cmd += ["--chat_format", o.chat_format]
         cmd += ["--extra-bufts", o.extra_bufts]
-        if o.prompt_cache_mb > 0:
-            cmd += ["--cache", "True", "--cache_type", "ram",
-                    "--cache_size", str(o.prompt_cache_mb << 20)]
         return cmd
 
     def preflight(self) -> None:

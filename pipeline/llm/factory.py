@@ -59,7 +59,6 @@ def _embedded(settings: LLMSettings) -> Iterator[LLM]:
         n_ctx=settings.embedded_ctx,
         n_threads=settings.embedded_threads,
         extra_bufts=settings.embedded_extra_bufts,
-        prompt_cache_mb=settings.embedded_prompt_cache_mb,
         model_alias=settings.model,
     )
     with (

@@ -194,8 +194,6 @@ def test_command_line() -> None:
         "--n_threads 1",
         "--model_alias q",
         "--extra-bufts auto",
-        "--cache True",
-        "--cache_size 1073741824",
     ):
         assert part in joined
 
