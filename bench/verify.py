@@ -6,6 +6,9 @@ calibrator on valid positives/negatives only, report every metric on test (overa
 relation). Writes JSON to ``--out`` and a markdown summary next to it (``--md``); with
 ``--merge`` the runs are appended to the runs already in ``--out`` (one report across configs).
 ``--load-model DIR`` evaluates a verifier saved by ``--save-model`` instead of training one.
+``--stack`` adds the stacked classifier (``kg/stack.py``: KGE scores of this model and of any
+``--stack-model DIR`` plus train-graph features, fitted on valid); the primary score kind of a
+run is the one with the best 5-fold cross-validated accuracy on valid.
 
     python bench/verify.py --data ../shared/data/codex-s --out reports/verify_codex_s.json
 """
@@ -36,7 +39,9 @@ from kg.calibrate import (
     f1,
     reliability_diagram,
 )
+from kg.features import FEATURE_NAMES, GraphFeatures
 from kg.kge import KGEModel, LabeledTriple, train_verifier
+from kg.stack import StackedClassifier, stratified_folds
 
 logger = logging.getLogger("bench.verify")
 
@@ -84,46 +89,166 @@ def read_triples(path: Path) -> list[LabeledTriple]:
 def classification_metrics(
     calibrator: Calibrator, scores: np.ndarray, labels: np.ndarray, relations: np.ndarray
 ) -> dict[str, Any]:
-    """Accuracy/F1 over all triples (unknown ones count as rejected); calibration on known ones."""
+    """Metrics of a score + calibrator pair (thresholds are on the raw score)."""
     decisions = calibrator.decide(scores, relations)
-    known = np.isfinite(scores)
-    probs = calibrator.probability(scores[known], relations[known])
-    diagram = reliability_diagram(probs, labels[known])
+    probs = calibrator.probability(scores, relations)
+    thresholds = {
+        str(rel): (
+            float(calibrator.thresholds.get(rel, calibrator.global_threshold)),
+            rel in calibrator.thresholds,
+        )
+        for rel in set(relations.tolist())
+    }
+    return decision_metrics(decisions, probs, labels, relations, thresholds)
+
+
+def decision_metrics(
+    decisions: np.ndarray,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    relations: np.ndarray,
+    thresholds: dict[str, tuple[float, bool]],
+) -> dict[str, Any]:
+    """Accuracy/F1 over all triples (unknown ones, NaN probability, count as rejected);
+    calibration on known ones. ``thresholds``: relation -> (threshold, whether it is its own)."""
+    known = np.isfinite(probs)
+    diagram = reliability_diagram(probs[known], labels[known])
     return {
-        "n": int(len(scores)),
+        "n": int(len(probs)),
         "n_unknown_rejected": int((~known).sum()),
         "accuracy": accuracy(labels, decisions),
         "f1": f1(labels, decisions),
-        "ece": expected_calibration_error(probs, labels[known]),
-        "brier": brier_score(probs, labels[known]),
+        "ece": expected_calibration_error(probs[known], labels[known]),
+        "brier": brier_score(probs[known], labels[known]),
         "reliability": dataclasses.asdict(diagram),
-        "per_relation": per_relation_metrics(calibrator, scores, labels, relations, decisions),
+        "per_relation": per_relation_metrics(probs, labels, relations, decisions, thresholds),
     }
 
 
 def per_relation_metrics(
-    calibrator: Calibrator,
-    scores: np.ndarray,
+    probs: np.ndarray,
     labels: np.ndarray,
     relations: np.ndarray,
     decisions: np.ndarray,
+    thresholds: dict[str, tuple[float, bool]],
 ) -> dict[str, dict[str, Any]]:
     """Relation -> n, positives, the threshold used (own or global), accuracy, mean probability."""
     out: dict[str, dict[str, Any]] = {}
     for rel in sorted(set(relations.tolist())):
         mask = relations == rel
-        own = rel in calibrator.thresholds
-        known = mask & np.isfinite(scores)
-        probs = calibrator.probability(scores[known], relations[known])
+        known = probs[mask & np.isfinite(probs)]
+        threshold, own = thresholds[str(rel)]
         out[str(rel)] = {
             "n": int(mask.sum()),
             "n_positive": int(labels[mask].sum()),
-            "threshold": float(calibrator.thresholds[rel] if own else calibrator.global_threshold),
+            "threshold": threshold,
             "own_threshold": own,
             "accuracy": accuracy(labels[mask], decisions[mask]),
-            "mean_probability": float(probs.mean()) if len(probs) else None,
+            "mean_probability": float(known.mean()) if len(known) else None,
         }
     return out
+
+
+def calibrator_cv_accuracy(
+    scores: np.ndarray, labels: np.ndarray, relations: np.ndarray, *, n_folds: int = 5
+) -> float:
+    """Out-of-fold accuracy of ``Calibrator.fit`` on validation (comparable to the stacker's)."""
+    folds = stratified_folds(labels, n_folds=n_folds, seed=0)
+    decisions = np.zeros(len(labels), dtype=bool)
+    for k in range(n_folds):
+        fit_part, held_out = folds != k, folds == k
+        calibrator = Calibrator.fit(scores[fit_part], labels[fit_part], relations[fit_part])
+        decisions[held_out] = calibrator.decide(scores[held_out], relations[held_out])
+    return accuracy(labels, decisions)
+
+
+def kge_features(model: KGEModel, triples: list[LabeledTriple]) -> np.ndarray:
+    """Columns ``KGE_FEATURE_NAMES``: raw score, log-likelihood, -log raw tail and head ranks."""
+    return np.column_stack(
+        [
+            model.score(triples),
+            model.log_likelihood(triples),
+            -np.log(model.ranks(triples, side="tail")),
+            -np.log(model.ranks(triples, side="head")),
+        ]
+    )
+
+
+KGE_FEATURE_NAMES = (
+    "kge_score",
+    "kge_log_likelihood",
+    "kge_neg_log_tail_rank",
+    "kge_neg_log_head_rank",
+)
+
+
+def stacked_classification(
+    model: KGEModel,
+    data: dict[str, list[LabeledTriple]],
+    graph: GraphFeatures,
+    extra_models: Sequence[KGEModel] = (),
+) -> dict[str, Any]:
+    """Fit the stacked classifier on valid (C by CV on valid), report it on test.
+
+    Features: the KGE features of ``model`` and of each of ``extra_models`` (other saved
+    verifiers, trained on the same train split), then the graph features.
+    """
+    models = [model, *extra_models]
+    names = (
+        *(
+            f"{name}_{number + 1}" if number else name
+            for number in range(len(models))
+            for name in KGE_FEATURE_NAMES
+        ),
+        *FEATURE_NAMES,
+    )
+    sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for split in ("valid", "test"):
+        triples = data[split] + data[f"{split}_negatives"]
+        labels = np.array([1] * len(data[split]) + [0] * len(data[f"{split}_negatives"]))
+        relations = np.array([r for _, r, _ in triples], dtype=object)
+        features = np.hstack([*(kge_features(m, triples) for m in models), graph.features(triples)])
+        sets[split] = (features, labels, relations)
+    # fitted on valid only; test is touched for metrics
+    stacker = StackedClassifier.fit(*sets["valid"], feature_names=names)
+    shared_only = StackedClassifier.fit(
+        *sets["valid"], feature_names=names, min_per_relation=sys.maxsize
+    )
+
+    def metrics(split: str) -> dict[str, Any]:
+        x, labels, relations = sets[split]
+        own = set(stacker.relations)
+        thresholds = {str(r): (0.5, r in own) for r in set(relations.tolist())}
+        return decision_metrics(
+            stacker.decide(x, relations),
+            stacker.probability(x, relations),
+            labels,
+            relations,
+            thresholds,
+        )
+
+    x_test, y_test, rel_test = sets["test"]
+    return {
+        "test": metrics("test"),
+        "valid_in_sample": metrics("valid"),
+        "valid_cv_accuracy": stacker.cv_accuracy,
+        "valid_cv_ece": stacker.cv_ece,
+        "test_accuracy_global_threshold_only": accuracy(
+            y_test, shared_only.decide(x_test, rel_test)
+        ),
+        "calibrator": {
+            "method": f"stacked LR (C={stacker.c:g})",
+            "cv_brier": {},
+            "cv_accuracy_by_c": {f"{c:g}": a for c, a in stacker.selection.items()},
+            "shared_only_valid_cv_accuracy": shared_only.cv_accuracy,
+            "n_relation_thresholds": len(stacker.relations),
+            "n_relations_in_valid": len(set(sets["valid"][2].tolist())),
+            "min_per_relation": stacker.min_per_relation,
+            "features": list(names),
+            "shared_weights": stacker.weights(),
+            "n_graph_rules": sum(len(rules) for rules in graph.rules.values()),
+        },
+    }
 
 
 def run_one(
@@ -132,11 +257,15 @@ def run_one(
     train_kwargs: dict[str, Any],
     *,
     load_from: Path | None = None,
+    graph: GraphFeatures | None = None,
+    stack_with: Sequence[Path] = (),
 ) -> tuple[KGEModel, dict[str, Any]]:
     """Train one model (None: train_verifier's default) and evaluate it, JSON-ready.
 
     With ``load_from`` the saved verifier is evaluated instead; its training record (and the
     train time it recorded) come from its metadata, CPU time and peak memory are not known.
+    With ``graph`` the stacked classifier (KGE scores + graph features) is a third score kind;
+    the saved verifiers in ``stack_with`` add their KGE features to it.
     """
     kwargs = dict(train_kwargs) if model_name is None else {**train_kwargs, "model": model_name}
     cpu_before = _cpu_seconds()
@@ -168,6 +297,7 @@ def run_one(
         by_kind[kind] = {
             "test": classification_metrics(calibrator, *sets["test"]),
             "valid_in_sample": classification_metrics(calibrator, *sets["valid"]),
+            "valid_cv_accuracy": calibrator_cv_accuracy(*sets["valid"]),
             "test_accuracy_global_threshold_only": accuracy(
                 test_labels, global_only.decide(test_scores, test_relations)
             ),
@@ -179,7 +309,12 @@ def run_one(
                 "min_per_relation": calibrator.min_per_relation,
             },
         }
-    primary = max(by_kind, key=lambda k: by_kind[k]["valid_in_sample"]["accuracy"])
+    if graph is not None:
+        extra = [KGEModel.load(path) for path in stack_with]
+        by_kind["stacked"] = stacked_classification(model, data, graph, extra)
+    # chosen on validation only, out of fold: in-sample accuracy would favour the stacker,
+    # which has far more parameters than a threshold per relation
+    primary = max(by_kind, key=lambda k: by_kind[k]["valid_cv_accuracy"])
     lp_wall = time.perf_counter()
     link_prediction = model.evaluate_link_prediction(data["test"], filter_triples=data["valid"])
     lp_seconds = time.perf_counter() - lp_wall
@@ -197,6 +332,7 @@ def run_one(
         "link_prediction_seconds": lp_seconds,
         "peak_rss_mb_so_far": _peak_rss_mb(),
         "loaded_from": None if load_from is None else str(load_from),
+        "stacked_with": [str(path) for path in stack_with] if graph is not None else None,
     }
     return model, result
 
@@ -258,22 +394,20 @@ def markdown_summary(report: dict[str, Any]) -> str:
             "",
             "Config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("model",)),
             "",
-            f"Calibrator: {cal['method']} (cross-validated Brier on valid: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in cal["cv_brier"].items())
-            + f"); {cal['n_relation_thresholds']} of {cal['n_relations_in_valid']} relations "
-            f"have their own threshold (min {cal['min_per_relation']} valid examples), "
-            "the rest use the global one.",
+            calibrator_line(cal),
             "",
             "Validation MRR during training (every eval_every epochs): "
             + ", ".join(f"{x:.3f}" for x in run["training"]["valid_mrr_history"]),
             "",
-            "Both score kinds (calibrated on valid, measured on test; primary = higher valid "
-            "accuracy):",
+            "All score kinds (fitted on valid, measured on test; primary = higher 5-fold "
+            "cross-validated accuracy on valid, or in-sample for runs recorded without it):",
             "",
-            "| score kind | valid acc (in-sample) | test acc | test F1 | test ECE | test Brier |",
-            "|---|---|---|---|---|---|",
+            "| score kind | valid acc (5-fold CV) | valid acc (in-sample) | test acc | test F1 "
+            "| test ECE | test Brier |",
+            "|---|---|---|---|---|---|---|",
             *(
-                f"| {kind} | {c['valid_in_sample']['accuracy']:.3f} | {c['test']['accuracy']:.3f} "
+                f"| {kind} | {_fmt(c.get('valid_cv_accuracy'), 3)} "
+                f"| {c['valid_in_sample']['accuracy']:.3f} | {c['test']['accuracy']:.3f} "
                 f"| {c['test']['f1']:.3f} | {c['test']['ece']:.3f} | {c['test']['brier']:.3f} |"
                 for kind, c in run["classification_by_score_kind"].items()
             ),
@@ -298,13 +432,44 @@ def markdown_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def calibrator_line(cal: dict[str, Any]) -> str:
+    """One sentence on how the primary score kind was turned into decisions and probabilities."""
+    if "cv_accuracy_by_c" in cal:
+        weights = ", ".join(f"{k} {v:+.2f}" for k, v in cal["shared_weights"].items())
+        return (
+            f"Classifier: {cal['method']}, C chosen by 5-fold CV accuracy on valid ("
+            + ", ".join(f"C={c}: {a:.4f}" for c, a in cal["cv_accuracy_by_c"].items())
+            + f"; shared weights only: {cal['shared_only_valid_cv_accuracy']:.4f}); "
+            f"{cal['n_relation_thresholds']} of {cal['n_relations_in_valid']} relations have "
+            f"their own intercept and weights (min {cal['min_per_relation']} valid examples), "
+            f"the rest use the shared weights; {cal['n_graph_rules']} path rules mined from "
+            f"train. Shared weights (standardized features): {weights}."
+        )
+    return (
+        f"Calibrator: {cal['method']} (cross-validated Brier on valid: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in cal["cv_brier"].items())
+        + f"); {cal['n_relation_thresholds']} of {cal['n_relations_in_valid']} relations "
+        f"have their own threshold (min {cal['min_per_relation']} valid examples), "
+        "the rest use the global one."
+    )
+
+
 def run_label(run: dict[str, Any]) -> str:
     """The settings that tell runs of one model apart, in one short string."""
     cfg = run["config"]
     return (
         f"dim {cfg['dim']}, lr {cfg['learning_rate']:g}, drop {cfg['dropout']:g}, "
         f"ls {cfg['label_smoothing']:g}, max {cfg['epochs']} ep, patience {cfg['patience']}"
+        + _stack_label(run)
     )
+
+
+def _stack_label(run: dict[str, Any]) -> str:
+    extra = run.get("stacked_with")
+    if extra is None:
+        return ""
+    names = ", ".join(Path(path).name for path in extra)
+    return f"; stacked with graph features{' + ' + names if names else ''}"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -334,6 +499,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="append the runs to those already in --out (commands are concatenated)",
     )
+    parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="also fit the stacked classifier (KGE scores + train-graph features) on valid",
+    )
+    parser.add_argument(
+        "--stack-model",
+        type=Path,
+        action="append",
+        default=[],
+        help="saved verifier whose KGE scores are added to the stacker's features (repeatable)",
+    )
     for flag, kind in TRAIN_FLAGS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag)
     args = parser.parse_args(argv)
@@ -348,10 +525,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_kwargs = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
     models: list[str | None] = list(args.model) if args.model else [None]
 
+    graph = GraphFeatures.fit(data["train"]) if args.stack else None
     runs = []
     model = None
     for name in models:
-        model, result = run_one(name, data, train_kwargs, load_from=args.load_model)
+        model, result = run_one(
+            name,
+            data,
+            train_kwargs,
+            load_from=args.load_model,
+            graph=graph,
+            stack_with=args.stack_model,
+        )
         name = result["model"]
         runs.append(result)
         test = result["classification"]["test"]

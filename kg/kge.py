@@ -162,6 +162,33 @@ class KGEModel:
         """
         return self._per_triple(triples, self._log_likelihoods, batch_size=batch_size)
 
+    def ranks(
+        self,
+        triples: Sequence[LabeledTriple],
+        *,
+        side: Literal["tail", "head"] = "tail",
+        batch_size: int = 512,
+    ) -> np.ndarray:
+        """Raw (unfiltered) rank of the true tail (or head) among all entities, NaN if unknown.
+
+        1 means the model prefers this entity over every other one; ties count in its favour.
+        """
+        return self._per_triple(
+            triples,
+            self._tail_ranks if side == "tail" else self._head_ranks,
+            batch_size=batch_size,
+        )
+
+    def _tail_ranks(self, batch: torch.Tensor) -> torch.Tensor:
+        scores = self.model.predict_t(batch[:, :2])
+        own = scores[torch.arange(len(batch)), batch[:, 2]].unsqueeze(1)
+        return (scores > own).sum(dim=1) + 1
+
+    def _head_ranks(self, batch: torch.Tensor) -> torch.Tensor:
+        scores = self.model.predict_h(batch[:, 1:])
+        own = scores[torch.arange(len(batch)), batch[:, 0]].unsqueeze(1)
+        return (scores > own).sum(dim=1) + 1
+
     def _per_triple(
         self,
         triples: Sequence[LabeledTriple],

@@ -134,3 +134,12 @@ def test_log_likelihood_is_a_log_probability(verifier: KGEModel) -> None:
     ll = verifier.log_likelihood([*_tiny_graph()[:4], ("nobody", "genre", "genre0")])
     assert np.all(ll[:4] <= 0.0)
     assert math.isnan(ll[4])
+
+
+def test_ranks_are_between_one_and_the_number_of_entities(verifier: KGEModel) -> None:
+    triples = [*_tiny_graph()[:6], ("movie_unknown", "genre", "genre0")]
+    n_entities = verifier.factory.num_entities
+    for side in ("tail", "head"):
+        ranks = verifier.ranks(triples, side=side)  # type: ignore[arg-type]
+        assert math.isnan(ranks[-1])
+        assert ((ranks[:-1] >= 1) & (ranks[:-1] <= n_entities)).all()
