@@ -170,7 +170,8 @@ def render(data: dict[str, Any]) -> str:
         "# LLM fault tolerance", "", f"`{data['command']}`", "",
         f"{data['items']} synthetic films through `kgenrich run` (LLM cache off, client timeout "
         f"{data['timeout_s']} s, 4 retries with backoff, circuit breaker opening for 30 s "
-        "when 5 attempts in a row and 90% of the last 20 failed). The loopback server injects per request: 20% HTTP 500, "
+        "when 5 attempts in a row and 90% of the last 20 failed). The loopback server injects "
+        "per request: 20% HTTP 500, "
         "10% HTTP 429 with `Retry-After: 0.2`, 10% malformed JSON bodies, 5% answers slower "
         "than the timeout. Flaky runs repeat (at most 4) until no item is left failed; then 50 "
         "items are edited while the endpoint is down (every request HTTP 503); then it comes "

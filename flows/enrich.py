@@ -17,6 +17,7 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
+from collections import deque  # noqa: E402
 from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
@@ -50,7 +51,11 @@ from pipeline import incremental as inc  # noqa: E402
 from pipeline.candidates import to_triples  # noqa: E402
 from pipeline.catalog import catalog_triples, item_entities  # noqa: E402
 from pipeline.combiner import base_combiner, refit_from_review, review_examples  # noqa: E402
-from pipeline.complete import complete_tails, missing_relations  # noqa: E402
+from pipeline.complete import (  # noqa: E402
+    complete_tails,
+    labels_for_prompts,
+    missing_relations,
+)
 from pipeline.discover import discover_entities, load_nlp  # noqa: E402
 from pipeline.extract import extract_relations  # noqa: E402
 from pipeline.llm.base import LLM  # noqa: E402
@@ -174,10 +179,17 @@ class _StageRun:
     deferred: tuple[str, ...] = ()
 
 
+def chunk_window(concurrency: int, chunk_size: int) -> int:
+    """Chunk tasks in flight per stage: enough queued requests to keep `concurrency` LLM calls
+    busy while one chunk drains (two concurrencies' worth), plus one."""
+    return -(-2 * concurrency // chunk_size) + 1
+
+
 def _run_stage(
     state: StateStore, *, run: str, stage: str, items: Sequence[Item],
     wanted: Mapping[str, str], chunk_size: int,
     submit: Callable[[list[Item]], PrefectFuture[inc.ChunkOutcome]],
+    window: int,
     plan: Callable[[list[Item]], inc.CompletionPlan] | None = None,
 ) -> _StageRun:
     """Submit the pending items in chunks, commit each finished chunk, and assemble the stage's
@@ -196,9 +208,18 @@ def _run_stage(
     failed = dict(settled.failed)
     stats: list[StageStats] = []
     loose: list[Rejection] = []
-    futures = {submit(chunk): chunk for chunk in inc.chunked(list(settled.ask), chunk_size)}
-    for fut in as_completed(list(futures)):
-        outcome = _outcome(fut, stage, futures[fut])
+    # A sliding window of chunk tasks, not all at once: every chunk task runs its own pool of
+    # LLM threads, and with thousands of items hundreds of tasks (thousands of threads) would
+    # queue on the client's shared concurrency cap; measured at concurrency 32, that starved
+    # the LLM between chunks (75 of 128 items/s). `window` chunks keep the cap busy.
+    waiting = deque(inc.chunked(list(settled.ask), chunk_size))
+    running: dict[PrefectFuture[inc.ChunkOutcome], list[Item]] = {}
+    while waiting or running:
+        while waiting and len(running) < window:
+            chunk = waiting.popleft()
+            running[submit(chunk)] = chunk
+        fut = next(as_completed(list(running)))
+        outcome = _outcome(fut, stage, running.pop(fut))
         state.commit_chunk(run, ChunkCommit(
             stage, done={i: (wanted[i], *inc.encode_result(r)) for i, r in outcome.done.items()},
             failed={i: (wanted[i], err) for i, err in outcome.failed.items()}))
@@ -323,7 +344,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                                 {i: inc.item_fingerprint(f) for i, f in fps.items()})
         retracted = _retract_removed(state, run=run, removed=diff.removed, inputs=inputs)
         stage_run: dict[str, Any] = {"state": state, "run": run, "items": items,
-                     "chunk_size": settings.chunk_size}
+                     "chunk_size": settings.chunk_size,
+                     "window": chunk_window(settings.llm.concurrency, settings.chunk_size)}
         with make_llm(settings.llm) as llm:
             if "discover" in enabled:
                 known_labels = assemble.labels_by_type(index)
@@ -351,13 +373,17 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                                          relations=c.relations, item_entity=item_entity)
                 upstream = {i: e for s in ("discover", "extract") if s in runs
                             for i, e in runs[s].failed.items()}
-                by_type = assemble.labels_by_type(index)
+                all_facts = assemble.item_facts(items, triples=known, labels=label_of,
+                                                item_entity=item_entity)
+                by_type = labels_for_prompts(assemble.labels_by_type(index), ontology=ontology,
+                                             max_candidates=c.max_candidates)
 
                 def submit_complete(chunk: list[Item]) -> PrefectFuture[inc.ChunkOutcome]:
+                    # only this chunk's share: Prefect walks every task parameter on submit
                     return complete_task.submit(
-                        chunk, llm=llm, ontology=ontology, gaps=gaps,
-                        facts=assemble.item_facts(chunk, triples=known, labels=label_of,
-                                                  item_entity=item_entity),
+                        chunk, llm=llm, ontology=ontology,
+                        gaps={it.id: gaps[it.id] for it in chunk if it.id in gaps},
+                        facts={it.id: all_facts[it.id] for it in chunk},
                         labels_by_type=by_type, samples=c.samples, temperature=c.temperature,
                         max_candidates=c.max_candidates)
 

@@ -143,6 +143,21 @@ def aggregate_samples(
     return kept, rejected
 
 
+def labels_for_prompts(
+    labels_by_type: Mapping[str, Sequence[str]], *, ontology: Ontology, max_candidates: int
+) -> dict[str, tuple[str, ...]]:
+    """The part of `labels_by_type` that `complete_tails` can use, sorted once: closed range
+    types (their answer is restricted to these labels) and open types with at most
+    `max_candidates` labels (shown as hints). Passing only this to each chunk task keeps a
+    large catalog's label lists out of every task's parameters."""
+    out: dict[str, tuple[str, ...]] = {}
+    for rel in ontology.relations:
+        known = labels_by_type.get(rel.range, ())
+        if rel.range in ontology.closed_types or 0 < len(known) <= max_candidates:
+            out[rel.range] = tuple(sorted(known))
+    return out
+
+
 def complete_tails(
     items: Sequence[Item],
     *,

@@ -74,7 +74,7 @@ def test_fingerprint_changes_with_item_prompt_model_and_settings_only() -> None:
     base = _fps()
     assert _fps() == base  # stable
     assert _fps(Item(**{**ITEM.model_dump(), "title": "Toy Story 2"})) != base
-    changed = _fps(prompt_versions={**inc.PROMPT_VERSIONS, "extract": "extract-v2"})
+    changed = _fps(prompt_versions={**inc.PROMPT_VERSIONS, "extract": "extract-test-changed"})
     assert changed["discover"] == base["discover"]
     assert changed["extract"] != base["extract"] and changed["complete"] != base["complete"]
     assert all(a != b for a, b in zip(_fps(model="other").values(), base.values(), strict=True))
