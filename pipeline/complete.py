@@ -9,6 +9,7 @@ linked to a known entity later when one matches.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,12 @@ MAX_TAILS = 5
 
 def tails_schema(choices: Sequence[str] | None, *, max_tails: int) -> type[BaseModel]:
     """`{"tails": [...]}`; with `choices`, the JSON schema restricts tails to them."""
+    return _tails_schema(tuple(choices) if choices else None, max_tails)
+
+
+@functools.lru_cache(maxsize=256)
+def _tails_schema(choices: tuple[str, ...] | None, max_tails: int) -> type[BaseModel]:
+    # cached: building a pydantic model per question cost ~0.7 ms of client CPU (throughput)
     item_schema: dict[str, Any] = {"type": "string"}
     if choices:
         item_schema["enum"] = list(choices)

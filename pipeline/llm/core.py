@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -136,7 +137,13 @@ def parse_answer(raw: str, schema: type[T]) -> T:
 
 
 def request_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema sent to the model for a pydantic answer type."""
+    """The JSON schema sent to the model for a pydantic answer type (a shared, cached dict:
+    callers must not modify it)."""
+    return _json_schema(schema)
+
+
+@functools.lru_cache(maxsize=512)
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return schema.model_json_schema()
 
 
