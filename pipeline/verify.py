@@ -123,17 +123,21 @@ def _features(
     )
 
 
-def _confidence(
-    f: ConfidenceFeatures, *, combiner: Combiner, evidence: bool
-) -> float:
+def _confidences(
+    rows: Sequence[tuple[ConfidenceFeatures, bool]], *, combiner: Combiner
+) -> list[float]:
+    """One confidence per (features, evidence found) row; the model scores all rows at once."""
     if combiner.model is not None:
-        return float(combiner.model.predict([f])[0])
-    if f.kge_probability is None and f.fallback_probability is not None:
-        # the rule's cap for unseen entities, scaled by what the text fallback thinks
-        return 0.5 * f.fallback_probability * (1.0 if evidence else f.agreement)
-    return combine_confidence(
-        kge_probability=f.kge_probability, agreement=f.agreement, evidence=evidence
-    )
+        return [float(x) for x in combiner.model.predict([f for f, _ in rows])]
+    out = []
+    for f, evidence in rows:
+        if f.kge_probability is None and f.fallback_probability is not None:
+            # the rule's cap for unseen entities, scaled by what the text fallback thinks
+            out.append(0.5 * f.fallback_probability * (1.0 if evidence else f.agreement))
+        else:
+            out.append(combine_confidence(
+                kge_probability=f.kge_probability, agreement=f.agreement, evidence=evidence))
+    return out
 
 
 def verify_triples(
@@ -183,13 +187,15 @@ def verify_triples(
     if unseen and ctx.fallback is not None:
         fb = ctx.fallback([t.key for t in unseen])
         fallback = {t.key: float(x) for t, x in zip(unseen, fb, strict=True) if math.isfinite(x)}
-    for t in schema_ok:
+    rows = [
+        (_features(t, kge_p=probs.get(t.key), fallback_p=fallback.get(t.key), context=ctx),
+         t.provenance.source is SourceKind.EXTRACTED and bool(t.provenance.evidence))
+        for t in schema_ok
+    ]
+    for t, conf in zip(schema_ok, _confidences(rows, combiner=comb), strict=True):
         prov = t.provenance
-        evidence = prov.source is SourceKind.EXTRACTED and bool(prov.evidence)
         kge_p = probs.get(t.key)
         fb_p = fallback.get(t.key)
-        f = _features(t, kge_p=kge_p, fallback_p=fb_p, context=ctx)
-        conf = _confidence(f, combiner=comb, evidence=evidence)
         scores = dict(prov.scores) | {"confidence": conf}
         if kge_p is not None:
             scores |= {"kge": raws[t.key], "kge_probability": kge_p}
