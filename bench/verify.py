@@ -69,6 +69,17 @@ TRAIN_FLAGS = {
 }
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """``--model-kwargs`` value: a JSON object (e.g. '{"regularizer": "lp"}')."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def read_triples(path: Path) -> list[LabeledTriple]:
     """Read a tab-separated head/relation/tail file; blank lines are skipped."""
     triples: list[LabeledTriple] = []
@@ -469,7 +480,13 @@ def _stack_label(run: dict[str, Any]) -> str:
     if extra is None:
         return ""
     names = ", ".join(Path(path).name for path in extra)
-    return f"; stacked with graph features{' + ' + names if names else ''}"
+    features = run["classification_by_score_kind"]["stacked"]["calibrator"].get("features", [])
+    kind = (
+        "graph features + attribute evidence"
+        if "head_attr_log_odds_sum" in features
+        else ("graph features")
+    )
+    return f"; stacked with {kind}{' + ' + names if names else ''}"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -513,6 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for flag, kind in TRAIN_FLAGS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag)
+    parser.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        dest="model_kwargs",
+        help="JSON object passed to the PyKEEN model constructor (replaces kgenrich's default "
+        'kwargs for that model), e.g. \'{"regularizer": "lp", "regularizer_kwargs": {"p": 3}}\'',
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("pykeen", "torch_max_mem"):
@@ -523,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = {split: read_triples(args.data / f"{split}.txt") for split in SPLITS}
     print({split: len(triples) for split, triples in data.items()})
     train_kwargs = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.model_kwargs is not None:
+        train_kwargs["model_kwargs"] = args.model_kwargs
     models: list[str | None] = list(args.model) if args.model else [None]
 
     graph = GraphFeatures.fit(data["train"]) if args.stack else None

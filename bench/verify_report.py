@@ -45,6 +45,29 @@ def select_run(report: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return best, runs[best]
 
 
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``p`` measured on ``n`` trials."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _model_label(cfg: dict[str, Any]) -> str:
+    """Seed and regularizer, where they differ from the defaults."""
+    out = f", seed {cfg['seed']}" if cfg.get("seed") else ""
+    kwargs = cfg.get("model_kwargs") or {}
+    if kwargs.get("regularizer"):
+        reg = kwargs.get("regularizer_kwargs") or {}
+        out += f", reg {kwargs['regularizer']} " + " ".join(f"{k} {v}" for k, v in reg.items())
+    return out
+
+
+def _evidence_label(run: dict[str, Any]) -> str:
+    """Runs whose stacker saw the attribute evidence of ``kg/attributes.py``."""
+    names = run["classification_by_score_kind"]["stacked"]["calibrator"].get("features", [])
+    return " (+ attribute evidence)" if "head_attr_log_odds_sum" in names else ""
+
+
 def _valid_cv(run: dict[str, Any]) -> float | None:
     value = run["classification"].get("valid_cv_accuracy")
     return None if value is None else float(value)
@@ -171,10 +194,13 @@ def codex_section(report: dict[str, Any], chosen: int, labels: dict[str, str]) -
             f"dim {cfg['dim']}, lr {cfg['learning_rate']:g}, drop {cfg['dropout']:g}, "
             f"ls {cfg['label_smoothing']:g}, {cfg['num_threads']} thr"
         )
+        label += _model_label(cfg)
         if run.get("loaded_from"):
             label += ", *re-eval.*"
-        if run.get("stacked_with"):
-            label += "; stack + " + ", ".join(Path(p).name for p in run["stacked_with"])
+        if run.get("stacked_with") is not None:
+            label += "; stack" + _evidence_label(run)
+            if run["stacked_with"]:
+                label += " + " + ", ".join(Path(p).name for p in run["stacked_with"])
         mark = " (selected)" if i == chosen else ""
         out.append(
             f"| {i + 1}{mark} | {run['model']} | {label} | {run['primary_score_kind']} "
@@ -185,11 +211,14 @@ def codex_section(report: dict[str, Any], chosen: int, labels: dict[str, str]) -
         )
     run = report["runs"][chosen]
     t = run["classification"]["test"]
+    n_test = report["sizes"]["test"] + report["sizes"]["test_negatives"]
+    low, high = wilson_interval(t["accuracy"], n_test)
     out += [
         "",
         f"Selected (best 5-fold CV accuracy on valid, test not used to choose): "
         f"run #{chosen + 1} ({run['primary_score_kind']}), "
-        f"test accuracy {t['accuracy']:.3f}, ECE {t['ece']:.3f}, Brier {t['brier']:.3f}. "
+        f"test accuracy {t['accuracy']:.3f} (95% Wilson interval over {n_test:,} test triples: "
+        f"{low:.3f}-{high:.3f}), ECE {t['ece']:.3f}, Brier {t['brier']:.3f}. "
         "Targets: accuracy >= 0.85 "
         + ("**met**" if t["accuracy"] >= 0.85 else "**not met**")
         + ", ECE <= 0.05 "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
 from kg.kge import LabeledTriple
 
 #: columns of ``GraphFeatures.features``, in order
@@ -31,7 +32,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "rule_max_confidence",  # best path rule r(h, t) <- body(h, t) that fires
     "rule_noisy_or",
     "log_rules_fired",
+    *ATTRIBUTE_FEATURE_NAMES,  # what the head's and tail's other facts say (kg/attributes.py)
 )
+_N_PATH = 12  # columns before the attribute evidence
 
 #: a rule body step: (relation, +1 forward / -1 inverse)
 Step = tuple[str, int]
@@ -62,13 +65,21 @@ class GraphFeatures:
     entity_index: Mapping[str, int]
     #: body -> 0/1 sparse (entity x entity) matrix of pairs the body connects, for mined rules
     bodies: Mapping[Body, sp.csr_matrix]
+    attributes: AttributeStats
 
     @classmethod
     def fit(
-        cls, train: Sequence[LabeledTriple], *, min_support: int = 3, max_rules: int = 50
+        cls,
+        train: Sequence[LabeledTriple],
+        *,
+        min_support: int = 3,
+        max_rules: int = 50,
+        constant_min_support: int = 2,
+        alpha: float = 5.0,
     ) -> GraphFeatures:
         """Count and mine rules on ``train``; keep each relation's ``max_rules`` most confident
-        rules with at least ``min_support`` training triples."""
+        path rules with at least ``min_support`` training triples. ``constant_min_support`` and
+        ``alpha`` go to ``AttributeStats.fit`` (constant rules and attribute log-odds)."""
         head_relation: Counter[tuple[str, str]] = Counter()
         relation_tail: Counter[tuple[str, str]] = Counter()
         degree: Counter[str] = Counter()
@@ -96,6 +107,7 @@ class GraphFeatures:
             rules=rules,
             entity_index=index,
             bodies=bodies,
+            attributes=AttributeStats.fit(train, min_support=constant_min_support, alpha=alpha),
         )
 
     def features(self, triples: Sequence[LabeledTriple]) -> np.ndarray:
@@ -117,7 +129,8 @@ class GraphFeatures:
                 float((t, r, h) in self.triples),
                 math.log1p(len(common)),
             )
-        out[:, 9:] = self._rule_features(triples)
+        out[:, 9:_N_PATH] = self._rule_features(triples)
+        out[:, _N_PATH:] = self.attributes.features(triples)
         return out
 
     def _rule_features(self, triples: Sequence[LabeledTriple]) -> np.ndarray:

@@ -24,7 +24,7 @@ from kg.calibrate import expected_calibration_error
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_C_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
+DEFAULT_C_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass(frozen=True)

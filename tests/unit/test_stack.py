@@ -159,3 +159,40 @@ def test_benchmark_stacker_never_sees_test_labels() -> None:
     assert first["calibrator"] == swapped["calibrator"]
     assert first["valid_in_sample"] == swapped["valid_in_sample"]
     assert first["test"]["accuracy"] + swapped["test"]["accuracy"] == pytest.approx(1.0)
+
+
+def test_benchmark_model_kwargs_reach_pykeen_and_bad_json_is_refused(tmp_path) -> None:
+    """``--model-kwargs`` is parsed as a JSON object, trains with it, and is recorded."""
+    import argparse
+    import json
+
+    from bench.verify import _json_object, main
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _json_object("[1, 2]")
+    with pytest.raises(argparse.ArgumentTypeError):
+        _json_object("{not json")
+    data = tmp_path / "kg"
+    data.mkdir()
+    train = _family_graph()
+    people = [f"person{i}" for i in range(12)]
+    valid = [(p, "citizen_of", f"country{(i % 3) % 2}") for i, p in enumerate(people)]
+    wrong = [(p, "citizen_of", f"country{1 - (i % 3) % 2}") for i, p in enumerate(people)]
+    for name, rows in (
+        ("train", train),
+        ("valid", valid[:6]),
+        ("valid_negatives", wrong[:6]),
+        ("test", valid[6:]),
+        ("test_negatives", wrong[6:]),
+    ):
+        (data / f"{name}.txt").write_text("".join("\t".join(t) + "\n" for t in rows))
+    kwargs = {"regularizer": "lp", "regularizer_kwargs": {"p": 3.0, "weight": 0.01}}
+    out = tmp_path / "report.json"
+    code = main(
+        ["--data", str(data), "--model", "ComplEx", "--dim", "4", "--epochs", "2",
+         "--eval-every", "1", "--num-threads", "1", "--model-kwargs", json.dumps(kwargs),
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["config"]["model_kwargs"] == kwargs
