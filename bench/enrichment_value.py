@@ -606,7 +606,8 @@ def complete_and_verify(
     print(f"verify: fitting {v.model} (dim {v.dim}, {v.epochs} epochs) on {len(visible)} "
           "trusted triples", flush=True)
     verifier = fit_verifier(assemble.trusted(visible), model=v.model, dim=v.dim,
-                            epochs=v.epochs, seed=v.seed, holdout=v.holdout)
+                            epochs=v.epochs, seed=v.seed, holdout=v.holdout,
+                            scorer=v.kge_scorer)
     entity_types = {e.id: e.type for e in index.by_id.values()}
     verified = list(verify_triples(
         proposals, ontology=ontology, entity_types=entity_types, knows=verifier.knows,

@@ -41,7 +41,7 @@ from kg.calibrate import (
 )
 from kg.features import FEATURE_NAMES, GraphFeatures
 from kg.kge import KGEModel, LabeledTriple, train_verifier
-from kg.stack import StackedClassifier, stratified_folds
+from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features, stratified_folds
 
 logger = logging.getLogger("bench.verify")
 
@@ -171,26 +171,6 @@ def calibrator_cv_accuracy(
         calibrator = Calibrator.fit(scores[fit_part], labels[fit_part], relations[fit_part])
         decisions[held_out] = calibrator.decide(scores[held_out], relations[held_out])
     return accuracy(labels, decisions)
-
-
-def kge_features(model: KGEModel, triples: list[LabeledTriple]) -> np.ndarray:
-    """Columns ``KGE_FEATURE_NAMES``: raw score, log-likelihood, -log raw tail and head ranks."""
-    return np.column_stack(
-        [
-            model.score(triples),
-            model.log_likelihood(triples),
-            -np.log(model.ranks(triples, side="tail")),
-            -np.log(model.ranks(triples, side="head")),
-        ]
-    )
-
-
-KGE_FEATURE_NAMES = (
-    "kge_score",
-    "kge_log_likelihood",
-    "kge_neg_log_tail_rank",
-    "kge_neg_log_head_rank",
-)
 
 
 def stacked_classification(

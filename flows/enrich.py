@@ -420,7 +420,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         candidates = [t for t in dedupe_triples(candidates) if t.key not in base_keys]
         v = settings.verify
         verifier = fit_verifier_task(assemble.trusted(base), model=v.model, dim=v.dim,
-                                     epochs=v.epochs, seed=v.seed, holdout=v.holdout)
+                                     epochs=v.epochs, seed=v.seed, holdout=v.holdout,
+                                     scorer=v.kge_scorer)
         entity_types = {e.id: e.type for e in index.by_id.values()}
         context = verify_context(base)
         if v.text_fallback and any(not verifier.knows(*t.key) for t in candidates):

@@ -86,7 +86,9 @@ class Calibrator:
             )
             # ties go to Platt: two parameters, smooth, and monotone beyond the validation range
             chosen: CalibrationMethod = (
-                "isotonic" if selection["isotonic"] < selection["platt"] else "platt"
+                "isotonic"
+                if "isotonic" in selection and selection["isotonic"] < selection["platt"]
+                else "platt"  # also when no fold could be scored
             )
         else:
             chosen = method
@@ -439,8 +441,8 @@ def _cross_validated_brier(
     squared: dict[str, list[np.ndarray]] = {"platt": [], "isotonic": []}
     for k in range(n_folds):
         fit_part, held_out = folds != k, folds == k
-        if not held_out.any() or y[fit_part].min() == y[fit_part].max():
-            continue
+        if not held_out.any() or not fit_part.any() or y[fit_part].min() == y[fit_part].max():
+            continue  # too few examples for this fold (tiny holdouts)
         thresholds, scales, gt, gs = _fit_thresholds(
             s[fit_part], y[fit_part], rel[fit_part], min_per_relation=min_per_relation
         )

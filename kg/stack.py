@@ -21,8 +21,17 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from kg.calibrate import expected_calibration_error
+from kg.kge import KGEModel, LabeledTriple
 
 logger = logging.getLogger(__name__)
+
+#: columns of ``kge_features``
+KGE_FEATURE_NAMES: tuple[str, ...] = (
+    "kge_score",
+    "kge_log_likelihood",
+    "kge_neg_log_tail_rank",
+    "kge_neg_log_head_rank",
+)
 
 DEFAULT_C_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -166,6 +175,21 @@ class StackedClassifier:
     def weights(self) -> dict[str, float]:
         """The shared weight of each (standardized) feature, for reports."""
         return dict(zip(self.feature_names, self.coef[: len(self.feature_names)], strict=True))
+
+
+def kge_features(model: KGEModel, triples: Sequence[LabeledTriple]) -> np.ndarray:
+    """Columns ``KGE_FEATURE_NAMES``: raw score, log-likelihood, -log raw tail and head ranks.
+
+    Every triple must be known to ``model`` (``KGEModel.known_mask``)."""
+    rows = list(triples)
+    return np.column_stack(
+        [
+            model.score(rows),
+            model.log_likelihood(rows),
+            -np.log(model.ranks(rows, side="tail")),
+            -np.log(model.ranks(rows, side="head")),
+        ]
+    )
 
 
 def stratified_folds(labels: np.ndarray, *, n_folds: int, seed: int) -> np.ndarray:

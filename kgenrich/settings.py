@@ -102,6 +102,13 @@ class VerifySettings(BaseModel):
     dim: int = Field(64, ge=2, le=2048, description="Embedding dimension.")
     seed: int = Field(0, description="Training seed.")
     holdout: float = Field(0.1, gt=0, lt=0.5, description="Trusted triples held out to calibrate.")
+    kge_scorer: Literal["stacked", "calibrated"] = Field(
+        "stacked",
+        description="How a KGE-known triple gets P(true). stacked: a logistic regression over the "
+        "KGE's scores and ranks plus graph features of the trusted triples (counts, path rules, "
+        "constant rules, attribute log-odds), fitted on the holdout; calibrated: per-relation "
+        "thresholds and an isotonic/Platt map of the KGE score alone.",
+    )
     review_band: tuple[float, float] = Field(
         (0.4, 0.6),
         description="(low, high): accept at or above high, reject below low, and send the band "
@@ -122,7 +129,9 @@ class VerifySettings(BaseModel):
     accept_at: float | None = Field(
         None, ge=0, le=1,
         description="Accept threshold on the confidence. None: review_band's high for the rule; "
-        "the lowest threshold reaching target_precision on the model's fit data for learned.",
+        "for learned, the shipped model's cross-validated DEFAULT_THRESHOLD, or for a model "
+        "from a file or a review refit the lowest threshold reaching target_precision on its "
+        "fit data.",
     )
     target_precision: float = Field(
         0.9, gt=0, le=1, description="Precision a learned combiner's threshold aims at."

@@ -31,7 +31,8 @@ def base_combiner(
 ) -> Combiner:
     """``kind`` "rule" or "learned"; a learned combiner uses ``model`` (default: the shipped
     ``DEFAULT_MODEL``) and accepts at ``accept_at``, else at the lowest threshold reaching
-    ``target_precision`` on the model's own fit data (``DEFAULT_THRESHOLD`` for the default)."""
+    ``target_precision`` on the model's own fit data (the default model ships
+    ``DEFAULT_THRESHOLD``, chosen by cross-validation; see pipeline/confidence.py)."""
     if kind == "rule":
         return Combiner.rule(review_band) if accept_at is None else Combiner(
             model=None, accept_at=accept_at, review_from=review_band[0], name="rule")

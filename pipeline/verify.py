@@ -24,7 +24,9 @@ from kg.calibrate import (
     brier_score,
     type_consistent_corruptions,
 )
+from kg.features import FEATURE_NAMES, GraphFeatures
 from kg.kge import KGEModel, train_verifier
+from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features
 from kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
 from kgenrich.errors import ConfigError
 from pipeline.confidence import ConfidenceFeatures, ConfidenceModel, features_from_triple
@@ -33,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 STAGE = "verify"
 
-#: Maps raw KGE scores (with their relations) to probabilities of being true.
-ProbabilityFn = Callable[[np.ndarray, Sequence[str]], np.ndarray]
+#: Maps raw KGE scores (with their triples' keys) to probabilities of being true.
+ProbabilityFn = Callable[[np.ndarray, Sequence[tuple[str, str, str]]], np.ndarray]
 #: Which (head, relation, tail) the KGE model has embeddings for.
 KnowsFn = Callable[[str, str, str], bool]
 ScoreFn = Callable[[Sequence[tuple[str, str, str]]], np.ndarray]
@@ -179,7 +181,7 @@ def verify_triples(
     raws: dict[tuple[str, str, str], float] = {}
     if known:
         raw = score([t.key for t in known])
-        p = probability(raw, [t.relation for t in known])
+        p = probability(raw, [t.key for t in known])
         probs = {t.key: float(x) for t, x in zip(known, p, strict=True)}
         raws = {t.key: float(x) for t, x in zip(known, raw, strict=True)}
     unseen = [t for t in schema_ok if t.key not in probs]
@@ -222,12 +224,19 @@ def verify_triples(
 
 @dataclass(frozen=True)
 class FittedVerifier:
-    """A KGE model trained on trusted triples plus the calibrator fitted on held-out ones."""
+    """A KGE model trained on trusted triples, plus what turns its scores into P(true).
+
+    With ``stacker`` (``verify.kge_scorer = "stacked"``) the probability comes from the stacked
+    classifier over the KGE's scores and ranks and the training graph's features
+    (``kg/stack.py``, ``kg/features.py``); otherwise from the per-relation ``calibrator``.
+    """
 
     kge: KGEModel
     calibrator: Calibrator
     metrics: Mapping[str, float]
     name: str
+    stacker: StackedClassifier | None = None
+    graph: GraphFeatures | None = None
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
         return self.kge.knows(head, relation, tail)
@@ -235,8 +244,16 @@ class FittedVerifier:
     def score(self, triples: Sequence[tuple[str, str, str]]) -> np.ndarray:
         return self.kge.score(list(triples))
 
-    def probability(self, scores: np.ndarray, relations: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.calibrator.probability(scores, list(relations)), dtype=float)
+    def probability(
+        self, scores: np.ndarray, triples: Sequence[tuple[str, str, str]]
+    ) -> np.ndarray:
+        """P(true) of known triples whose raw KGE ``scores`` are given."""
+        if self.stacker is None or self.graph is None:
+            relations = [r for _, r, _ in triples]
+            return np.asarray(self.calibrator.probability(scores, relations), dtype=float)
+        rows = list(triples)
+        x = np.hstack([kge_features(self.kge, rows), self.graph.features(rows)])
+        return self.stacker.probability(x, [r for _, r, _ in rows])
 
     def summary(self) -> str:
         shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
@@ -281,9 +298,16 @@ def fit_verifier(
     epochs: int,
     seed: int,
     holdout: float,
+    scorer: str = "stacked",
 ) -> FittedVerifier:
     """Train the KGE on trusted triples (minus a holdout) and calibrate it on the holdout against
-    type-consistent corruptions (same relation, another tail of that relation)."""
+    type-consistent corruptions (same relation, another tail of that relation).
+
+    ``scorer="stacked"`` also fits the stacked classifier on the same holdout (KGE features plus
+    graph features of the training part); it falls back to the calibrator, with a warning, when
+    the holdout is too small for its cross-validation."""
+    if scorer not in ("stacked", "calibrated"):
+        raise ConfigError(f"verify.kge_scorer must be 'stacked' or 'calibrated', got {scorer!r}")
     start = time.perf_counter()
     keys = sorted({t.key for t in trusted_triples})
     if len(keys) < 20:
@@ -306,10 +330,27 @@ def fit_verifier(
         "holdout positives": float(len(held)),
         "holdout accuracy": accuracy(labels, decided),
         "holdout brier": brier_score(probs, labels),
-        "seconds": time.perf_counter() - start,
     }
+    stacker, graph = None, None
+    if scorer == "stacked":
+        graph = GraphFeatures.fit(train)
+        features = np.hstack([kge_features(kge, cal_triples), graph.features(cal_triples)])
+        try:
+            stacker = StackedClassifier.fit(
+                features, labels, relations, feature_names=[*KGE_FEATURE_NAMES, *FEATURE_NAMES]
+            )
+        except ValueError as error:
+            logger.warning("stacked verifier not fitted (%s); using the calibrator", error)
+            graph = None
+        else:
+            # out of fold: in-sample accuracy would flatter the stacker's many weights
+            metrics["stacked holdout accuracy (5-fold CV)"] = stacker.cv_accuracy
+            metrics["stacked holdout ECE (5-fold CV)"] = stacker.cv_ece
+    metrics["seconds"] = time.perf_counter() - start
     logger.info("verifier %s: %s", model, metrics)
-    return FittedVerifier(kge=kge, calibrator=calibrator, metrics=metrics, name=f"kge:{model}")
+    name = f"kge:{model}" + ("+stacked" if stacker is not None else "")
+    return FittedVerifier(kge=kge, calibrator=calibrator, metrics=metrics, name=name,
+                          stacker=stacker, graph=graph)
 
 
 def verify_context(base: Sequence[Triple]) -> Context:

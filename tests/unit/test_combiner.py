@@ -46,7 +46,7 @@ def _verify(cands: Sequence[Triple], *, combiner: Combiner | None = None,
         cands, ontology=ONT, entity_types=TYPES,
         knows=lambda h, r, t: h in KNOWN and t in KNOWN,
         score=lambda ts: np.zeros(len(ts)),  # KGE says 0.5 for everything it knows
-        probability=lambda s, rels: 1 / (1 + np.exp(-s)),
+        probability=lambda s, keys: 1 / (1 + np.exp(-s)),
         review_band=(0.4, 0.6), verifier_name="test", combiner=combiner, context=context)
     assert len(res.kept) == len(cands)  # nothing dropped
     return {t.key: t for t in res.kept}

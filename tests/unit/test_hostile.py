@@ -311,7 +311,7 @@ def test_obedient_model_yields_nothing_outside_the_ontology() -> None:
     assert all(t.relation in relations for t in triples)
     verified = verify_triples(
         triples, ontology=ONTOLOGY, entity_types=types, knows=lambda *key: False,
-        score=lambda keys: np.zeros(len(keys)), probability=lambda raw, rels: np.zeros(len(raw)),
+        score=lambda keys: np.zeros(len(keys)), probability=lambda raw, keys: np.zeros(len(raw)),
         review_band=(0.4, 0.6), verifier_name="test")
     assert verified.kept and all(
         t.provenance.decision in {Decision.REVIEW, Decision.UNVERIFIED_NEW_ENTITY}

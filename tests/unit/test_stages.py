@@ -199,7 +199,7 @@ def test_verify_routes_schema_unknown_and_confidence() -> None:
         cands, ontology=ONT, entity_types=types,
         knows=lambda h, r, t: h in known and t in known,
         score=lambda ts: np.array([5.0 if t == "person/a" else -5.0 for _, _, t in ts]),
-        probability=lambda s, rels: 1 / (1 + np.exp(-s)),
+        probability=lambda s, keys: 1 / (1 + np.exp(-s)),
         review_band=(0.4, 0.6), verifier_name="test",
     )
     by_tail = {t.tail: t.provenance for t in res.kept}
