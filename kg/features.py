@@ -7,6 +7,7 @@ stacked verifier learns how much each one is worth; nothing here looks at labels
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,8 @@ import scipy.sparse as sp
 
 from kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
 from kg.kge import LabeledTriple
+
+logger = logging.getLogger(__name__)
 
 #: columns of ``GraphFeatures.features``, in order
 FEATURE_NAMES: tuple[str, ...] = (
@@ -76,10 +79,14 @@ class GraphFeatures:
         max_rules: int = 50,
         constant_min_support: int = 2,
         alpha: float = 5.0,
+        max_body_pairs: int = 10_000_000,
     ) -> GraphFeatures:
         """Count and mine rules on ``train``; keep each relation's ``max_rules`` most confident
         path rules with at least ``min_support`` training triples. ``constant_min_support`` and
-        ``alpha`` go to ``AttributeStats.fit`` (constant rules and attribute log-odds)."""
+        ``alpha`` go to ``AttributeStats.fit`` (constant rules and attribute log-odds). A
+        two-step rule body whose path product could exceed ``max_body_pairs`` entity pairs is
+        not mined (a hub such as a genre shared by thousands of items would need memory
+        quadratic in its degree); CoDEx-S's largest body needs 2.5M."""
         head_relation: Counter[tuple[str, str]] = Counter()
         relation_tail: Counter[tuple[str, str]] = Counter()
         degree: Counter[str] = Counter()
@@ -96,7 +103,9 @@ class GraphFeatures:
             neighbours[t].add(h)
         entities = sorted(degree)
         index = {e: i for i, e in enumerate(entities)}
-        rules, bodies = _mine_rules(train, index, min_support=min_support, max_rules=max_rules)
+        rules, bodies = _mine_rules(
+            train, index, min_support=min_support, max_rules=max_rules, max_pairs=max_body_pairs
+        )
         return cls(
             head_relation=dict(head_relation),
             relation_tail=dict(relation_tail),
@@ -160,6 +169,7 @@ def _mine_rules(
     *,
     min_support: int,
     max_rules: int,
+    max_pairs: int,
 ) -> tuple[dict[str, tuple[Rule, ...]], dict[Body, sp.csr_matrix]]:
     # sparse adjacency per direction; a body of length 2 is a boolean matrix product, so every
     # path type is enumerated once (~2k non-empty bodies on CoDEx-S, seconds on one core)
@@ -175,14 +185,25 @@ def _mine_rules(
         steps[(r, 1)] = matrix
         steps[(r, -1)] = matrix.T.tocsr()
     candidates: dict[Body, sp.csr_matrix] = {(step,): m for step, m in steps.items()}
+    # upper bound of a product's work and size: sum over middle entities of in x out degree
+    into = {step: np.diff(m.tocsc().indptr) for step, m in steps.items()}
+    out_of = {step: np.diff(m.indptr) for step, m in steps.items()}
+    skipped = 0
     for first, a in steps.items():
         for second, b in steps.items():
+            if float(into[first] @ out_of[second]) > max_pairs:
+                skipped += 1
+                continue
             product = (a @ b).tocsr()
             product.setdiag(0)  # h -> x -> h is not evidence for a relation between h and h
             product.eliminate_zeros()
             if product.nnz:
                 product.data[:] = 1.0
                 candidates[(first, second)] = product
+    if skipped:
+        logger.info(
+            "graph features: %d two-step rule bodies skipped (over %d pairs)", skipped, max_pairs
+        )
     rules: dict[str, tuple[Rule, ...]] = {}
     for r in by_relation:
         head = steps[(r, 1)]
