@@ -26,8 +26,8 @@ from kg.calibrate import (
 )
 from kg.features import FEATURE_NAMES, GraphFeatures
 from kg.kge import KGEModel, train_verifier
-from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features
 from kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
+from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features
 from kgenrich.errors import ConfigError
 from pipeline.confidence import ConfidenceFeatures, ConfidenceModel, features_from_triple
 
