@@ -23,10 +23,12 @@ rows and written as JSON (``--model-out``); its coefficients are the ``DEFAULT_M
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shlex
 import sys
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kg.records import Triple  # noqa: E402
 from pipeline.confidence import (  # noqa: E402
     FEATURES,
     ConfidenceFeatures,
@@ -62,6 +65,20 @@ def catalog_genres(path: Path) -> dict[str, set[str]]:
     return out
 
 
+@functools.cache
+def _answer_key(data: Path) -> tuple[Triple, ...]:
+    """The named gold KG (``imdb_auxiliary.txt``), read once per process."""
+    from kg.io.seed import read_seed
+    from kg.ontology import load_ontology
+
+    root = Path(__file__).resolve().parents[1]
+    ontology = load_ontology(root / "data" / "ontology" / "movies.json")
+    seed = read_seed(
+        data / "imdb_auxiliary.txt", format="auxiliary", ontology=ontology, on_error="skip"
+    )
+    return tuple(seed.triples)
+
+
 def key_catalog_consistency(data: Path) -> dict[str, float]:
     """How far the answer key and the catalog agree on genres, independent of any prediction.
 
@@ -70,16 +87,15 @@ def key_catalog_consistency(data: Path) -> dict[str, float]:
     disjoint (mostly the key describing another film of the same title, or another taxonomy).
     """
     catalog = catalog_genres(data / "ml-100k.item")
-    key: dict[str, set[str]] = {}
-    with (data / "imdb_auxiliary.txt").open(encoding="utf-8-sig") as f:
-        for line in f:
-            fields = dict(p.split(":", 1) for p in line.strip().split("|") if ":" in p)
-            if "id" in fields:
-                key[fields["id"]] = {_norm(g) for g in fields.get("genre", "").split(",") if g}
+    key: dict[str, set[str]] = defaultdict(set)
+    for t in _answer_key(data):
+        if t.relation == "has_genre":
+            # ids are "item/<ML id>" and "genre/<slug>"; the slug normalizes like a label
+            key[t.head.partition("/")[2]].add(_norm(t.tail.partition("/")[2]))
     items = genres = in_key = disjoint = 0
     for item, key_genres in key.items():
         own = catalog.get(item, set()) - {"unknown"}
-        if not own or not key_genres:
+        if not own:
             continue
         items += 1
         genres += len(own)
@@ -98,15 +114,8 @@ def key_catalog_consistency(data: Path) -> dict[str, float]:
 def visible_entities(data: Path, *, hide_fraction: float, hide_seed: int) -> set[str]:
     """Entities of the hidden graph as ``bench/enrichment_value.py`` builds it."""
     from bench.enrichment_value import hide_groups
-    from kg.io.seed import read_seed
-    from kg.ontology import load_ontology
 
-    root = Path(__file__).resolve().parents[1]
-    ontology = load_ontology(root / "data" / "ontology" / "movies.json")
-    seed = read_seed(
-        data / "imdb_auxiliary.txt", format="auxiliary", ontology=ontology, on_error="skip"
-    )
-    visible, _ = hide_groups(list(seed.triples), fraction=hide_fraction, seed=hide_seed)
+    visible, _ = hide_groups(list(_answer_key(data)), fraction=hide_fraction, seed=hide_seed)
     return {e for t in visible for e in (t.head, t.tail)}
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kg.attributes import has_attribute_evidence
 from kg.calibrate import (
     Calibrator,
     accuracy,
@@ -463,8 +464,8 @@ def _stack_label(run: dict[str, Any]) -> str:
     features = run["classification_by_score_kind"]["stacked"]["calibrator"].get("features", [])
     kind = (
         "graph features + attribute evidence"
-        if "head_attr_log_odds_sum" in features
-        else ("graph features")
+        if has_attribute_evidence(features)
+        else "graph features"
     )
     return f"; stacked with {kind}{' + ' + names if names else ''}"
 

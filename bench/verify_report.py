@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kg.attributes import has_attribute_evidence  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python bench/verify_report.py"
 
@@ -65,7 +67,7 @@ def _model_label(cfg: dict[str, Any]) -> str:
 def _evidence_label(run: dict[str, Any]) -> str:
     """Runs whose stacker saw the attribute evidence of ``kg/attributes.py``."""
     names = run["classification_by_score_kind"]["stacked"]["calibrator"].get("features", [])
-    return " (+ attribute evidence)" if "head_attr_log_odds_sum" in names else ""
+    return " (+ attribute evidence)" if has_attribute_evidence(names) else ""
 
 
 def _valid_cv(run: dict[str, Any]) -> float | None:

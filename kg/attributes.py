@@ -47,6 +47,11 @@ ATTRIBUTE_FEATURE_NAMES: tuple[str, ...] = tuple(
 )
 
 
+def has_attribute_evidence(feature_names: Sequence[str]) -> bool:
+    """Whether a feature list (e.g. a stacked run's, in a JSON report) includes these columns."""
+    return ATTRIBUTE_FEATURE_NAMES[0] in feature_names
+
+
 @dataclass(frozen=True)
 class AttributeStats:
     """Entity x attribute incidence of the training graph."""
@@ -82,11 +87,13 @@ class AttributeStats:
             (np.ones(len(rows)), (rows, cols)), shape=(len(entities), len(attribute_index))
         )
         matrix.data[:] = 1.0  # duplicate triples count once
+        by_attribute = matrix.tocsc()
+        by_attribute.sort_indices()  # a column's holders are searched by bisection
         return cls(
             entity_index=entity_index,
             attribute_index=attribute_index,
             by_entity=matrix,
-            by_attribute=matrix.tocsc(),
+            by_attribute=by_attribute,
             counts=np.asarray(matrix.sum(axis=0)).ravel(),
             min_support=min_support,
             alpha=alpha,
@@ -122,7 +129,8 @@ class AttributeStats:
             return (0.0,) * 6
         sup = support[own]
         target_count = float(self.counts[target])
-        if entity in holders:  # leave-one-out: the candidate is a training fact
+        at = int(np.searchsorted(holders, entity))
+        if at < len(holders) and holders[at] == entity:  # leave-one-out: a training fact
             sup = sup - 1.0
             target_count -= 1.0
         body_count = self.counts[own]

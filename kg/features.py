@@ -37,7 +37,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_rules_fired",
     *ATTRIBUTE_FEATURE_NAMES,  # what the head's and tail's other facts say (kg/attributes.py)
 )
-_N_PATH = 12  # columns before the attribute evidence
+_N_PATH = len(FEATURE_NAMES) - len(ATTRIBUTE_FEATURE_NAMES)  # columns before attribute evidence
 
 #: a rule body step: (relation, +1 forward / -1 inverse)
 Step = tuple[str, int]

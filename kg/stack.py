@@ -177,14 +177,17 @@ class StackedClassifier:
         return dict(zip(self.feature_names, self.coef[: len(self.feature_names)], strict=True))
 
 
-def kge_features(model: KGEModel, triples: Sequence[LabeledTriple]) -> np.ndarray:
+def kge_features(
+    model: KGEModel, triples: Sequence[LabeledTriple], *, scores: np.ndarray | None = None
+) -> np.ndarray:
     """Columns ``KGE_FEATURE_NAMES``: raw score, log-likelihood, -log raw tail and head ranks.
 
-    Every triple must be known to ``model`` (``KGEModel.known_mask``)."""
+    Every triple must be known to ``model`` (``KGEModel.known_mask``). ``scores``: the raw
+    scores of ``triples`` when the caller already has them (not computed twice)."""
     rows = list(triples)
     return np.column_stack(
         [
-            model.score(rows),
+            model.score(rows) if scores is None else scores,
             model.log_likelihood(rows),
             -np.log(model.ranks(rows, side="tail")),
             -np.log(model.ranks(rows, side="head")),

@@ -252,7 +252,7 @@ class FittedVerifier:
             relations = [r for _, r, _ in triples]
             return np.asarray(self.calibrator.probability(scores, relations), dtype=float)
         rows = list(triples)
-        x = np.hstack([kge_features(self.kge, rows), self.graph.features(rows)])
+        x = np.hstack([kge_features(self.kge, rows, scores=scores), self.graph.features(rows)])
         return self.stacker.probability(x, [r for _, r, _ in rows])
 
     def summary(self) -> str:
@@ -334,7 +334,9 @@ def fit_verifier(
     stacker, graph = None, None
     if scorer == "stacked":
         graph = GraphFeatures.fit(train)
-        features = np.hstack([kge_features(kge, cal_triples), graph.features(cal_triples)])
+        features = np.hstack(
+            [kge_features(kge, cal_triples, scores=scores), graph.features(cal_triples)]
+        )
         try:
             stacker = StackedClassifier.fit(
                 features, labels, relations, feature_names=[*KGE_FEATURE_NAMES, *FEATURE_NAMES]
