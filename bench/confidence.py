@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.records import Triple  # noqa: E402
-from pipeline.confidence import (  # noqa: E402
+from kgenrich.kg.records import Triple  # noqa: E402
+from kgenrich.pipeline.confidence import (  # noqa: E402
     FEATURES,
     ConfidenceFeatures,
     ConfidenceModel,
@@ -68,8 +68,8 @@ def catalog_genres(path: Path) -> dict[str, set[str]]:
 @functools.cache
 def _answer_key(data: Path) -> tuple[Triple, ...]:
     """The named gold KG (``imdb_auxiliary.txt``), read once per process."""
-    from kg.io.seed import read_seed
-    from kg.ontology import load_ontology
+    from kgenrich.kg.io.seed import read_seed
+    from kgenrich.kg.ontology import load_ontology
 
     root = Path(__file__).resolve().parents[1]
     ontology = load_ontology(root / "data" / "ontology" / "movies.json")

@@ -55,10 +55,10 @@ import numpy as np
 # Allow running as a script from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.io.catalog import CatalogMapping, read_catalog  # noqa: E402
-from kg.io.seed import SeedGraph, read_seed  # noqa: E402
-from kg.ontology import load_ontology  # noqa: E402
-from kg.records import (  # noqa: E402
+from kgenrich.kg.io.catalog import CatalogMapping, read_catalog  # noqa: E402
+from kgenrich.kg.io.seed import SeedGraph, read_seed  # noqa: E402
+from kgenrich.kg.ontology import load_ontology  # noqa: E402
+from kgenrich.kg.records import (  # noqa: E402
     Decision,
     Item,
     Ontology,
@@ -69,11 +69,11 @@ from kg.records import (  # noqa: E402
     Triple,
 )
 from kgenrich.settings import Settings  # noqa: E402
-from pipeline import assemble  # noqa: E402
-from pipeline.candidates import Candidate, to_triples  # noqa: E402
-from pipeline.catalog import item_entities  # noqa: E402
-from pipeline.complete import complete_tails, missing_relations  # noqa: E402
-from pipeline.resolve import EntityIndex  # noqa: E402
+from kgenrich.pipeline import assemble  # noqa: E402
+from kgenrich.pipeline.candidates import Candidate, to_triples  # noqa: E402
+from kgenrich.pipeline.catalog import item_entities  # noqa: E402
+from kgenrich.pipeline.complete import complete_tails, missing_relations  # noqa: E402
+from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
 
 logger = logging.getLogger("bench.enrichment_value")
 
@@ -236,7 +236,7 @@ def run_completion(
     index: EntityIndex, ontology: Ontology, item_entity: Mapping[str, str], samples: int,
     settings: Settings, chunk: int, budget_s: float | None,
 ) -> tuple[StageResult[Candidate], dict[str, Any], int]:
-    from pipeline.llm.factory import make_llm
+    from kgenrich.pipeline.llm.factory import make_llm
 
     labels = {e.id: e.label for e in index.by_id.values()}
     facts = assemble.item_facts(todo, triples=visible, labels=labels, item_entity=item_entity)
@@ -347,8 +347,8 @@ def run_recsys(
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """Every variant x seed on identical splits. Runs already in `previous` (same KG hash,
     params and seed) are reused, so an interrupted benchmark resumes."""
-    from recsys.data import split_indices, with_kg
-    from recsys.train import train_and_evaluate
+    from kgenrich.recsys.data import split_indices, with_kg
+    from kgenrich.recsys.train import train_and_evaluate
 
     p = dataclasses.asdict(params)
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
@@ -579,7 +579,7 @@ def complete_and_verify(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The LLM completion stage, then verification; returns the candidate rows and the
     report sections about them."""
-    from pipeline.verify import fit_verifier, verify_triples
+    from kgenrich.pipeline.verify import fit_verifier, verify_triples
 
     del items
     settings = Settings()
@@ -731,8 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     # 5. recommender
     import torch
 
-    from recsys.data import load_recbole, make_ripple_data
-    from recsys.params import preset
+    from kgenrich.recsys.data import load_recbole, make_ripple_data
+    from kgenrich.recsys.params import preset
 
     torch.set_num_threads(args.threads)
     data = load_recbole(args.data / "ml-100k.inter", positive_threshold=4.0, seed=0)

@@ -53,7 +53,7 @@ def _chat(base_url: str, *, max_tokens: int, nonce: int) -> tuple[float, dict[st
 
 
 def measure(*, threads: int, extra_bufts: bool, requests: int, max_tokens: int) -> dict[str, Any]:
-    from pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
+    from kgenrich.pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
 
     options = ServerOptions(n_ctx=2048, n_threads=threads,
                             extra_bufts="on" if extra_bufts else "off")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "build": os.environ.get("KGENRICH_LLAMA_BUILD", "see scripts/setup.sh"),
         "rows": rows,
     }
-    from kg.atomic import atomic_write
+    from kgenrich.kg.atomic import atomic_write
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as fh:

@@ -29,9 +29,9 @@ import torch
 # Allow running as a script from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.data import RippleData, load_ripplenet_dir  # noqa: E402
-from recsys.params import PRESETS, RippleParams, preset  # noqa: E402
-from recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
+from kgenrich.recsys.data import RippleData, load_ripplenet_dir  # noqa: E402
+from kgenrich.recsys.params import PRESETS, RippleParams, preset  # noqa: E402
+from kgenrich.recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
 
 logger = logging.getLogger("bench.ripplenet")
 

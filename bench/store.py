@@ -36,9 +36,9 @@ import rdflib
 # Allow running as a script from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.export.rdf import write_nquads  # noqa: E402
-from kg.records import Decision, Entity, Provenance, SourceKind, Triple  # noqa: E402
-from kg.store import PREFIXES, ExportFormat, GraphStore  # noqa: E402
+from kgenrich.kg.export.rdf import write_nquads  # noqa: E402
+from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple  # noqa: E402
+from kgenrich.kg.store import PREFIXES, ExportFormat, GraphStore  # noqa: E402
 
 logger = logging.getLogger("bench.store")
 
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="temp dir parent (default: system)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("kg").setLevel(logging.WARNING)
+    logging.getLogger("kgenrich.kg").setLevel(logging.WARNING)
     result = run(args)
     text = markdown(result)
     print(text)

@@ -181,12 +181,12 @@ def bench_settings(*, base_url: str, concurrency: int, n: int, work: Path,
 def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency: float,
               work: Path) -> dict[str, Any]:
     """Direct stage, then the flow; in this (fresh) process."""
-    from flows import io as fio
-    from flows.enrich import EnrichInputs, enrich
-    from flows.io import MappingSpec
+    from kgenrich.flows import io as fio
+    from kgenrich.flows.enrich import EnrichInputs, enrich
+    from kgenrich.flows.io import MappingSpec
     from kgenrich.settings import Settings
-    from pipeline.complete import complete_tails
-    from pipeline.llm.openai_backend import OpenAICompatibleLLM
+    from kgenrich.pipeline.complete import complete_tails
+    from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
     mapping = MappingSpec(attributes={"genres": "has_genre"})
     settings = Settings(**bench_settings(base_url=base_url, concurrency=concurrency, n=n,
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(run_level(**spec)), flush=True)
         return 0
 
-    from flows.serve import free_port, local_prefect_server, stop_process_group
+    from kgenrich.flows.serve import free_port, local_prefect_server, stop_process_group
 
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="kgenrich-tp-") as tmp:

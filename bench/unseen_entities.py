@@ -44,7 +44,7 @@ import numpy as np
 # Allow running as a script from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.fallback import (  # noqa: E402
+from kgenrich.kg.fallback import (  # noqa: E402
     FallbackConfig,
     FallbackScorer,
     LabeledTriple,

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kg.attributes import has_attribute_evidence
-from kg.calibrate import (
+from kgenrich.kg.attributes import has_attribute_evidence
+from kgenrich.kg.calibrate import (
     Calibrator,
     accuracy,
     brier_score,
@@ -40,9 +40,9 @@ from kg.calibrate import (
     f1,
     reliability_diagram,
 )
-from kg.features import FEATURE_NAMES, GraphFeatures
-from kg.kge import KGEModel, LabeledTriple, train_verifier
-from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features, stratified_folds
+from kgenrich.kg.features import FEATURE_NAMES, GraphFeatures
+from kgenrich.kg.kge import KGEModel, LabeledTriple, train_verifier
+from kgenrich.kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features, stratified_folds
 
 logger = logging.getLogger("bench.verify")
 

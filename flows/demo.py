@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows import io as fio
-from flows.enrich import EnrichInputs, enrich
-from kg.records import Decision
+from kgenrich.flows import io as fio
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.kg.records import Decision
 from kgenrich.settings import Settings
-from pipeline.evaluate import PR, precision_recall
-from pipeline.report import RunReport
+from kgenrich.pipeline.evaluate import PR, precision_recall
+from kgenrich.pipeline.report import RunReport
 
 DEMO_RELATIONS = ("directed_by", "has_genre")
 

@@ -30,10 +30,10 @@ from prefect.cache_policies import NONE  # noqa: E402
 from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from flows import io as fio  # noqa: E402
-from kg.atomic import atomic_write  # noqa: E402
-from kg.ids import item_entity_id  # noqa: E402
-from kg.records import (  # noqa: E402
+from kgenrich.flows import io as fio  # noqa: E402
+from kgenrich.kg.atomic import atomic_write  # noqa: E402
+from kgenrich.kg.ids import item_entity_id  # noqa: E402
+from kgenrich.kg.records import (  # noqa: E402
     Entity,
     Item,
     Ontology,
@@ -44,26 +44,26 @@ from kg.records import (  # noqa: E402
     Triple,
     dedupe_triples,
 )
-from kg.state import DONE, FAILED, PENDING, ChunkCommit, StateStore  # noqa: E402
+from kgenrich.kg.state import DONE, FAILED, PENDING, ChunkCommit, StateStore  # noqa: E402
 from kgenrich.settings import Settings  # noqa: E402
-from pipeline import assemble  # noqa: E402
-from pipeline import incremental as inc  # noqa: E402
-from pipeline.candidates import to_triples  # noqa: E402
-from pipeline.catalog import catalog_triples, item_entities  # noqa: E402
-from pipeline.combiner import base_combiner, refit_from_review, review_examples  # noqa: E402
-from pipeline.complete import (  # noqa: E402
+from kgenrich.pipeline import assemble  # noqa: E402
+from kgenrich.pipeline import incremental as inc  # noqa: E402
+from kgenrich.pipeline.candidates import to_triples  # noqa: E402
+from kgenrich.pipeline.catalog import catalog_triples, item_entities  # noqa: E402
+from kgenrich.pipeline.combiner import base_combiner, refit_from_review, review_examples  # noqa: E402
+from kgenrich.pipeline.complete import (  # noqa: E402
     complete_tails,
     labels_for_prompts,
     missing_relations,
 )
-from pipeline.discover import discover_entities, load_nlp  # noqa: E402
-from pipeline.extract import extract_relations  # noqa: E402
-from pipeline.llm.base import LLM  # noqa: E402
-from pipeline.llm.factory import make_llm  # noqa: E402
-from pipeline.report import RunReport, build_report, render_markdown  # noqa: E402
-from pipeline.resolve import EntityIndex  # noqa: E402
-from pipeline.review import apply_review, review_queue  # noqa: E402
-from pipeline.verify import (  # noqa: E402
+from kgenrich.pipeline.discover import discover_entities, load_nlp  # noqa: E402
+from kgenrich.pipeline.extract import extract_relations  # noqa: E402
+from kgenrich.pipeline.llm.base import LLM  # noqa: E402
+from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
+from kgenrich.pipeline.report import RunReport, build_report, render_markdown  # noqa: E402
+from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
+from kgenrich.pipeline.review import apply_review, review_queue  # noqa: E402
+from kgenrich.pipeline.verify import (  # noqa: E402
     Combiner,
     Context,
     FittedVerifier,
@@ -283,7 +283,7 @@ def _retract_removed(
     state.remove_items(run, {r.item_id: (reason, r.model_dump_json(include={"triples", "records"}))
                              for r in rows})
     if inputs.store is not None:
-        from kg.store import GraphStore
+        from kgenrich.kg.store import GraphStore
 
         with GraphStore.open(inputs.store) as store:
             done = store.retract(removed, reason=reason, run=run)
@@ -477,7 +477,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             interactions=inputs.interactions, settings=settings.export,
         )
         if inputs.store is not None:
-            from kg.store import GraphStore
+            from kgenrich.kg.store import GraphStore
 
             # Loading is idempotent: re-verified triples replace their old statements.
             with GraphStore.open(inputs.store, base=settings.export.base_iri) as gstore:

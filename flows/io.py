@@ -10,21 +10,21 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from kg.atomic import atomic_write
-from kg.export.ripplenet import Interaction
-from kg.io.catalog import CatalogMapping, read_catalog
-from kg.io.seed import SeedGraph, read_seed
-from kg.ontology import load_ontology
-from kg.records import Entity, Item, Ontology, Triple
+from kgenrich.kg.atomic import atomic_write
+from kgenrich.kg.export.ripplenet import Interaction
+from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
+from kgenrich.kg.io.seed import SeedGraph, read_seed
+from kgenrich.kg.ontology import load_ontology
+from kgenrich.kg.records import Entity, Item, Ontology, Triple
 from kgenrich.errors import ConfigError, InputError
 from kgenrich.settings import ExportSettings
-from pipeline.assemble import exported
-from pipeline.confidence import ConfidenceModel
-from pipeline.report import RunReport
-from pipeline.review import ReviewRow
+from kgenrich.pipeline.assemble import exported
+from kgenrich.pipeline.confidence import ConfidenceModel
+from kgenrich.pipeline.report import RunReport
+from kgenrich.pipeline.review import ReviewRow
 
 if TYPE_CHECKING:
-    from flows.enrich import EnrichInputs
+    from kgenrich.flows.enrich import EnrichInputs
 
 
 class MappingSpec(BaseModel):
@@ -69,8 +69,8 @@ def write_exports(
     """Every export of a run. Each file is replaced atomically; the canonical JSONL dump
     (everything, rejected triples included) is written last, so a folder with a fresh
     triples.jsonl has fresh exports beside it."""
-    from kg.export import graph as gexp
-    from kg.export import jsonl, rdf, recbole, ripplenet
+    from kgenrich.kg.export import graph as gexp
+    from kgenrich.kg.export import jsonl, rdf, recbole, ripplenet
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,7 @@ def dump_json(path: Path, data: Mapping[str, object]) -> None:
 
 
 def read_run(out_dir: Path) -> tuple[list[Entity], list[Triple]]:
-    from kg.export.jsonl import read_jsonl
+    from kgenrich.kg.export.jsonl import read_jsonl
 
     dump = read_jsonl(out_dir)
     return list(dump.entities), list(dump.triples)

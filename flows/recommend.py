@@ -22,12 +22,12 @@ from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NONE  # noqa: E402
 
-from kg.atomic import atomic_write  # noqa: E402
-from recsys.cli import load_export, summarize  # noqa: E402
-from recsys.data import RippleData  # noqa: E402
-from recsys.params import RippleParams  # noqa: E402
-from recsys.params import preset as make_preset  # noqa: E402
-from recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
+from kgenrich.kg.atomic import atomic_write  # noqa: E402
+from kgenrich.recsys.cli import load_export, summarize  # noqa: E402
+from kgenrich.recsys.data import RippleData  # noqa: E402
+from kgenrich.recsys.params import RippleParams  # noqa: E402
+from kgenrich.recsys.params import preset as make_preset  # noqa: E402
+from kgenrich.recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
 
 RESULT_FILE = "recommender.json"
 

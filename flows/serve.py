@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from flows.runners import prefect_api_url
+from kgenrich.flows.runners import prefect_api_url
 from kgenrich.errors import ConfigError
 from kgenrich.settings import LLMSettings, Settings
-from pipeline.llm.openai_backend import redact_url
+from kgenrich.pipeline.llm.openai_backend import redact_url
 
 if TYPE_CHECKING:  # flows.enrich imports the whole pipeline; serve_enrich imports it late
-    from flows.enrich import EnrichInputs
+    from kgenrich.flows.enrich import EnrichInputs
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def serve_enrich(
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from flows.enrich import enrich
+    from kgenrich.flows.enrich import enrich
 
     api = prefect_api_url()
     if api is None:

@@ -25,7 +25,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 if TYPE_CHECKING:
-    from kg.kge import LabeledTriple
+    from kgenrich.kg.kge import LabeledTriple
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
-from kg.kge import LabeledTriple
+from kgenrich.kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
+from kgenrich.kg.kge import LabeledTriple
 
 logger = logging.getLogger(__name__)
 

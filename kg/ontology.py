@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kg.records import Ontology, Relation
+from kgenrich.kg.records import Ontology, Relation
 from kgenrich.errors import InputError
 
 logger = logging.getLogger(__name__)

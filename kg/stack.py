@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from kg.calibrate import expected_calibration_error
-from kg.kge import KGEModel, LabeledTriple
+from kgenrich.kg.calibrate import expected_calibration_error
+from kgenrich.kg.kge import KGEModel, LabeledTriple
 
 logger = logging.getLogger(__name__)
 

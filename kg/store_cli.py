@@ -16,7 +16,7 @@ from rdflib import Graph
 from rich.console import Console
 from rich.table import Table
 
-from kg.store import GraphStore
+from kgenrich.kg.store import GraphStore
 from kgenrich.errors import InputError
 
 OutputFormat = Literal["table", "json", "csv"]

@@ -27,13 +27,12 @@ from rich.console import Console  # noqa: E402
 from rich.logging import RichHandler  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from kgenrich import data as packaged_data  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-graph enrichment for item catalogs.")
 console = Console(stderr=True)
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "data" / "demo"
 
 
 def _terminate_cleanly() -> None:
@@ -133,8 +132,7 @@ def _print_report(report: Any) -> None:
 def run(
     catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
                                                 ".item.", exists=True, dir_okay=False)],
-    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = ROOT
-    / "data" / "ontology" / "movies.json",
+    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = packaged_data.ontology("movies"),
     out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
     id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
     title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
@@ -171,7 +169,7 @@ def run(
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export."""
     _setup_logging(verbose)
-    from flows.enrich import enrich
+    from kgenrich.flows.enrich import enrich
 
     try:
         inputs, settings = _inputs_and_settings(locals())
@@ -183,8 +181,8 @@ def run(
 
 def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
     """The flow's inputs and the one Settings object from `run`/`serve` options."""
-    from flows.enrich import EnrichInputs
-    from flows.io import MappingSpec
+    from kgenrich.flows.enrich import EnrichInputs
+    from kgenrich.flows.io import MappingSpec
 
     o = opts
     settings = load_settings(o["config"], {
@@ -224,7 +222,7 @@ def serve(**opts: Any) -> None:
     Takes every `run` option; the stored deployment parameters never contain the API key, which
     each run reads from KGENRICH_LLM__API_KEY."""
     _setup_logging(opts["verbose"])
-    from flows.serve import serve_command
+    from kgenrich.flows.serve import serve_command
 
     try:
         inputs, settings = _inputs_and_settings(opts)
@@ -262,9 +260,9 @@ def export(
 ) -> None:
     """Re-export a finished run (from its triples.jsonl) in other formats or with other filters."""
     _setup_logging(False)
-    from flows.io import write_exports
-    from kg.export.jsonl import read_jsonl
-    from kg.records import TRUSTED_SOURCES
+    from kgenrich.flows.io import write_exports
+    from kgenrich.kg.export.jsonl import read_jsonl
+    from kgenrich.kg.records import TRUSTED_SOURCES
     from kgenrich.settings import ExportSettings
 
     try:
@@ -297,14 +295,14 @@ def demo(
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
     completed facts against the demo's hidden answer key."""
     _setup_logging(verbose)
-    from flows.demo import run_demo
+    from kgenrich.flows.demo import run_demo
 
     start = time.perf_counter()
     try:
         settings = load_settings(None, {"llm.backend": backend, "llm.base_url": base_url,
                                         "llm.model": model, "complete.samples": samples,
                                         "discover.use_llm": llm_discovery})
-        result = run_demo(DEMO, out=out, settings=settings)
+        result = run_demo(packaged_data.DEMO, out=out, settings=settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(result.report)
@@ -323,7 +321,7 @@ def query(
     fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
 ) -> None:
     """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
-    from kg.store_cli import query_command
+    from kgenrich.kg.store_cli import query_command
 
     try:
         code = query_command(store, sparql, fmt)  # type: ignore[arg-type]
@@ -347,7 +345,7 @@ def recommend_train(
 ) -> None:
     """Train RippleNet on an export and save the model."""
     _setup_logging(False)
-    from recsys.cli import train_command
+    from kgenrich.recsys.cli import train_command
 
     raise typer.Exit(train_command(data_dir, preset=preset, seed=seed, epochs=epochs,
                                    out_model=out_model, interactions=interactions))
@@ -364,7 +362,7 @@ def recommend_evaluate(
 ) -> None:
     """Test AUC/ACC of RippleNet on an export (6:2:2 split per seed)."""
     _setup_logging(False)
-    from recsys.cli import evaluate_command
+    from kgenrich.recsys.cli import evaluate_command
 
     seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     raise typer.Exit(evaluate_command(data_dir, preset=preset, seeds=seed_list,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from kg.records import TRUSTED_SOURCES, Decision, Entity, Item, Mention, Triple
-from pipeline.resolve import EntityIndex, resolve
+from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, Item, Mention, Triple
+from kgenrich.pipeline.resolve import EntityIndex, resolve
 
 
 def labels_by_type(index: EntityIndex) -> dict[str, list[str]]:
@@ -30,7 +30,7 @@ def item_facts(
 
 def register_mentions(mentions: Iterable[Mention], *, index: EntityIndex) -> list[Entity]:
     """Resolve discovered mentions into the index; returns the entities minted."""
-    from kg.records import SourceKind
+    from kgenrich.kg.records import SourceKind
 
     minted: list[Entity] = []
     for m in mentions:

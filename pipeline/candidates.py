@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from kg.ids import item_entity_id
-from kg.records import Decision, Provenance, SourceKind, Triple
-from pipeline.resolve import EntityIndex, resolve
+from kgenrich.kg.ids import item_entity_id
+from kgenrich.kg.records import Decision, Provenance, SourceKind, Triple
+from kgenrich.pipeline.resolve import EntityIndex, resolve
 
 
 class Candidate(BaseModel):

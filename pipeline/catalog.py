@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-from kg.ids import item_entity_id
-from kg.records import (
+from kgenrich.kg.ids import item_entity_id
+from kgenrich.kg.records import (
     Decision,
     Entity,
     Item,
@@ -19,7 +19,7 @@ from kg.records import (
     StageStats,
     Triple,
 )
-from pipeline.resolve import EntityIndex, resolve
+from kgenrich.pipeline.resolve import EntityIndex, resolve
 
 STAGE = "catalog"
 

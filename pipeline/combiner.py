@@ -7,16 +7,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 
-from kg.records import Decision, Triple
-from pipeline.confidence import (
+from kgenrich.kg.records import Decision, Triple
+from kgenrich.pipeline.confidence import (
     DEFAULT_MODEL,
     DEFAULT_THRESHOLD,
     ConfidenceFeatures,
     ConfidenceModel,
     features_from_triple,
 )
-from pipeline.review import ReviewRow
-from pipeline.verify import Combiner
+from kgenrich.pipeline.review import ReviewRow
+from kgenrich.pipeline.verify import Combiner
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
-from kg.ids import normalize_label
-from kg.records import Item, Ontology, Rejection, Relation, StageResult, Triple
-from pipeline.candidates import Candidate
-from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
-from pipeline.stats import stats_from_answers
+from kgenrich.kg.ids import normalize_label
+from kgenrich.kg.records import Item, Ontology, Rejection, Relation, StageResult, Triple
+from kgenrich.pipeline.candidates import Candidate
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
+from kgenrich.pipeline.stats import stats_from_answers
 
 STAGE = "complete"
 PROMPT_VERSION = "complete-v1"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from kg.records import SourceKind, Triple
+from kgenrich.kg.records import SourceKind, Triple
 
 _FORMAT_VERSION = 1
 #: KGE / fallback probabilities are clipped to [EPS, 1 - EPS] before the logit, so a calibrator

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
-from kg.ids import normalize_label
-from kg.records import Item, Mention, Ontology, Rejection, StageResult
-from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
-from pipeline.stats import stats_from_answers
-from pipeline.text import occurs_in
+from kgenrich.kg.ids import normalize_label
+from kgenrich.kg.records import Item, Mention, Ontology, Rejection, StageResult
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
+from kgenrich.pipeline.stats import stats_from_answers
+from kgenrich.pipeline.text import occurs_in
 
 STAGE = "discover"
 PROMPT_VERSION = "discover-v1"

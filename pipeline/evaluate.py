@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from kg.ids import normalize_label
-from kg.records import Decision, SourceKind, Triple
+from kgenrich.kg.ids import normalize_label
+from kgenrich.kg.records import Decision, SourceKind, Triple
 
 
 class PR(BaseModel):

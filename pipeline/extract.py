@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
-from kg.records import Item, Ontology, Rejection, StageResult
-from pipeline.candidates import Candidate
-from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
-from pipeline.stats import stats_from_answers
-from pipeline.text import occurs_in
+from kgenrich.kg.records import Item, Ontology, Rejection, StageResult
+from kgenrich.pipeline.candidates import Candidate
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
+from kgenrich.pipeline.stats import stats_from_answers
+from kgenrich.pipeline.text import occurs_in
 
 STAGE = "extract"
 PROMPT_VERSION = "extract-v2"

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kg.records import Item, Mention, Ontology, Rejection, StageResult, StageStats, Triple
-from pipeline import complete, discover, extract
-from pipeline.candidates import Candidate
-from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
+from kgenrich.kg.records import Item, Mention, Ontology, Rejection, StageResult, StageStats, Triple
+from kgenrich.pipeline import complete, discover, extract
+from kgenrich.pipeline.candidates import Candidate
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
 
 STAGES: tuple[str, ...] = (discover.STAGE, extract.STAGE, complete.STAGE)
 PROMPT_VERSIONS: Mapping[str, str] = {
@@ -308,7 +308,7 @@ def removed_triples(
     triples: Iterable[Triple], *, item_ids: Iterable[str], item_entity: Callable[[str], str],
 ) -> dict[str, list[Triple]]:
     """Per removed item, the non-seed triples derived for it (by provenance or as head)."""
-    from kg.records import SourceKind
+    from kgenrich.kg.records import SourceKind
 
     wanted = {i: item_entity(i) for i in item_ids}
     heads = {ent: i for i, ent in wanted.items()}

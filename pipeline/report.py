@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kg.records import StageResult, Triple
+from kgenrich.kg.records import StageResult, Triple
 
 
 class StageLine(BaseModel):

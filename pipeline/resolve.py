@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kg.ids import mint_entity_id, normalize_label
-from kg.records import Entity, SourceKind
+from kgenrich.kg.ids import mint_entity_id, normalize_label
+from kgenrich.kg.records import Entity, SourceKind
 
 
 @dataclass

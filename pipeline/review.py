@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from kg.records import Decision, Triple
+from kgenrich.kg.records import Decision, Triple
 
 Verdict = Literal["", "accept", "reject"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kg.records import StageStats
-from pipeline.llm.base import LLMAnswer
+from kgenrich.kg.records import StageStats
+from kgenrich.pipeline.llm.base import LLMAnswer
 
 
 def stats_from_answers(answers: Sequence[LLMAnswer[Any]], *, seconds: float) -> StageStats:

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kg.calibrate import (
+from kgenrich.kg.calibrate import (
     Calibrator,
     accuracy,
     brier_score,
     type_consistent_corruptions,
 )
-from kg.features import FEATURE_NAMES, GraphFeatures
-from kg.kge import KGEModel, train_verifier
-from kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
-from kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features
+from kgenrich.kg.features import FEATURE_NAMES, GraphFeatures
+from kgenrich.kg.kge import KGEModel, train_verifier
+from kgenrich.kg.records import Decision, Ontology, Rejection, SourceKind, StageResult, StageStats, Triple
+from kgenrich.kg.stack import KGE_FEATURE_NAMES, StackedClassifier, kge_features
 from kgenrich.errors import ConfigError
-from pipeline.confidence import ConfidenceFeatures, ConfidenceModel, features_from_triple
+from kgenrich.pipeline.confidence import ConfidenceFeatures, ConfidenceModel, features_from_triple
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def text_fallback(
 ) -> ScoreFn:
     """The text fallback (``kg.fallback``) fitted on the trusted graph with entity labels as
     texts, as a ``ScoreFn`` (NaN where it cannot say). Loads the bundled sentence encoder."""
-    from kg.fallback import FallbackScorer, entity_text  # local: imports sentence-transformers
+    from kgenrich.kg.fallback import FallbackScorer, entity_text  # local: imports sentence-transformers
 
     texts = {eid: entity_text(label=label) for eid, label in labels.items()}
     scorer = FallbackScorer.fit(sorted({t.key for t in trusted_triples}), texts=texts, seed=seed)

@@ -12,7 +12,7 @@ Public API (everything else is internal):
 
 from __future__ import annotations
 
-from recsys.data import (
+from kgenrich.recsys.data import (
     RippleData,
     Split,
     load_recbole,
@@ -21,9 +21,9 @@ from recsys.data import (
     split_indices,
     with_kg,
 )
-from recsys.errors import DataFormatError, RecsysError
-from recsys.params import PRESETS, RippleParams, preset
-from recsys.train import EvalResult, TrainedModel, load_model, save_model, train_and_evaluate
+from kgenrich.recsys.errors import DataFormatError, RecsysError
+from kgenrich.recsys.params import PRESETS, RippleParams, preset
+from kgenrich.recsys.train import EvalResult, TrainedModel, load_model, save_model, train_and_evaluate
 
 __all__ = [
     "PRESETS",

@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from kgenrich.errors import KgenrichError
-from recsys.data import RippleData, load_kg, load_ratings, load_ripplenet_dir, make_ripple_data
-from recsys.errors import DataFormatError
-from recsys.params import RippleParams, preset
-from recsys.train import SELECTION, EvalResult, save_model, train_and_evaluate
+from kgenrich.recsys.data import RippleData, load_kg, load_ratings, load_ripplenet_dir, make_ripple_data
+from kgenrich.recsys.errors import DataFormatError
+from kgenrich.recsys.params import RippleParams, preset
+from kgenrich.recsys.train import SELECTION, EvalResult, save_model, train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def load_export(
         raise DataFormatError(file=str(folder), line=None, field="item_index2entity_id",
                               expected="item_index2entity_id.txt next to kg_final.txt",
                               got="no such file")
-    from flows.io import read_interactions
-    from kg.export.ripplenet import write_ripplenet
+    from kgenrich.flows.io import read_interactions
+    from kgenrich.kg.export.ripplenet import write_ripplenet
 
     items = _item_order(index)
     with tempfile.TemporaryDirectory(prefix="kgenrich-ratings-") as tmp:

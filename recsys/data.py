@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.errors import DataFormatError
-from recsys.sampling import sample_per_group
+from kgenrich.recsys.errors import DataFormatError
+from kgenrich.recsys.sampling import sample_per_group
 
 logger = logging.getLogger(__name__)
 

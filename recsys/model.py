@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from recsys.params import RippleParams
+from kgenrich.recsys.params import RippleParams
 
 
 def _glorot_uniform(shape: tuple[int, ...], *, generator: torch.Generator) -> torch.Tensor:

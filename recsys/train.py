@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from recsys.data import RippleData, Split, split_indices
-from recsys.model import RippleNet
-from recsys.params import RippleParams
-from recsys.sampling import RippleSets, build_ripple_sets
+from kgenrich.recsys.data import RippleData, Split, split_indices
+from kgenrich.recsys.model import RippleNet
+from kgenrich.recsys.params import RippleParams
+from kgenrich.recsys.sampling import RippleSets, build_ripple_sets
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ echo "[setup] installing kgenrich"
 "${PIP[@]}" --find-links "$WHEELS" -e '.[dev,embedded]'
 # An earlier install of the same version (e.g. pip's cached native build, with AMX) counts as
 # satisfied: replace it with ours.
-if .venv/bin/python -c 'import sys; from pipeline.llm._llama_server import built_with_amx as b; sys.exit(0 if b() else 1)' 2>/dev/null; then
+if .venv/bin/python -c 'import sys; from kgenrich.pipeline.llm._llama_server import built_with_amx as b; sys.exit(0 if b() else 1)' 2>/dev/null; then
   echo "[setup] replacing a llama-cpp-python built with AMX kernels"
   "${PIP[@]}" --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-*.whl
 fi

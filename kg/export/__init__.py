@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kg.export.graph import to_networkx, write_graphml
-from kg.export.jsonl import GraphDump, read_jsonl, write_jsonl
-from kg.export.rdf import write_nquads, write_turtle
-from kg.export.recbole import write_recbole
-from kg.export.ripplenet import Interaction, write_ripplenet
-from kg.export.select import select
+from kgenrich.kg.export.graph import to_networkx, write_graphml
+from kgenrich.kg.export.jsonl import GraphDump, read_jsonl, write_jsonl
+from kgenrich.kg.export.rdf import write_nquads, write_turtle
+from kgenrich.kg.export.recbole import write_recbole
+from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
+from kgenrich.kg.export.select import select
 
 __all__ = [
     "GraphDump",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kg.records import Entity, Triple
+from kgenrich.kg.records import Entity, Triple
 from kgenrich.errors import ExportError
 
 ITEM_PREFIX = "item/"

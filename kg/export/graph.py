@@ -12,9 +12,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from kg.atomic import atomic_write
-from kg.export._common import entity_index, item_id_of
-from kg.records import Entity, Triple
+from kgenrich.kg.atomic import atomic_write
+from kgenrich.kg.export._common import entity_index, item_id_of
+from kgenrich.kg.records import Entity, Triple
 
 logger = logging.getLogger(__name__)
 

@@ -43,9 +43,9 @@ from typing import IO
 from rdflib import RDF, RDFS, XSD, URIRef
 from rdflib.namespace import SKOS
 
-from kg.atomic import atomic_write
-from kg.export._common import entity_index, item_id_of, referenced_ids
-from kg.namespace import (
+from kgenrich.kg.atomic import atomic_write
+from kgenrich.kg.export._common import entity_index, item_id_of, referenced_ids
+from kgenrich.kg.namespace import (
     KGE,
     KGE_IRI,
     KGR,
@@ -58,7 +58,7 @@ from kg.namespace import (
     relation_iri,
     type_iri,
 )
-from kg.records import Decision, Entity, SourceKind, Triple
+from kgenrich.kg.records import Decision, Entity, SourceKind, Triple
 from kgenrich.errors import ExportError
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from kg.atomic import atomic_write
-from kg.export._common import check_token, entity_index, item_id_of, natural_key
-from kg.records import Entity, Triple
+from kgenrich.kg.atomic import atomic_write
+from kgenrich.kg.export._common import check_token, entity_index, item_id_of, natural_key
+from kgenrich.kg.records import Entity, Triple
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from kg.atomic import atomic_dir
-from kg.export._common import check_token, entity_index, item_id_of, natural_key
-from kg.ids import item_entity_id
-from kg.records import Entity, Triple
+from kgenrich.kg.atomic import atomic_dir
+from kgenrich.kg.export._common import check_token, entity_index, item_id_of, natural_key
+from kgenrich.kg.ids import item_entity_id
+from kgenrich.kg.records import Entity, Triple
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from kg.records import Decision, SourceKind, Triple
+from kgenrich.kg.records import Decision, SourceKind, Triple
 from kgenrich.errors import ConfigError
 
 E = TypeVar("E", Decision, SourceKind)

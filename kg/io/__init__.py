@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kg.io.catalog import CatalogMapping, load_mapping, mapping_from_args, read_catalog
-from kg.io.seed import SeedGraph, read_seed
+from kgenrich.kg.io.catalog import CatalogMapping, load_mapping, mapping_from_args, read_catalog
+from kgenrich.kg.io.seed import SeedGraph, read_seed
 
 __all__ = [
     "CatalogMapping",

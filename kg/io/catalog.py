@@ -26,8 +26,8 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kg.io._text import BAD_BYTE, MAX_FIELD_CHARS, check_field, read_text, split_lines
-from kg.records import Item
+from kgenrich.kg.io._text import BAD_BYTE, MAX_FIELD_CHARS, check_field, read_text, split_lines
+from kgenrich.kg.records import Item
 from kgenrich.errors import InputError
 
 logger = logging.getLogger(__name__)

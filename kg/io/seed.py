@@ -35,10 +35,10 @@ from rdflib import RDF, RDFS, BNode
 from rdflib import Literal as RdfLiteral
 from rdflib.namespace import OWL, SKOS, XSD
 
-from kg.ids import item_entity_id, mint_entity_id, slug
-from kg.io._text import check_field, read_text, split_lines
-from kg.namespace import KGE, KGE_IRI, local_name
-from kg.records import Decision, Entity, Ontology, Provenance, Rejection, SourceKind, Triple
+from kgenrich.kg.ids import item_entity_id, mint_entity_id, slug
+from kgenrich.kg.io._text import check_field, read_text, split_lines
+from kgenrich.kg.namespace import KGE, KGE_IRI, local_name
+from kgenrich.kg.records import Decision, Entity, Ontology, Provenance, Rejection, SourceKind, Triple
 from kgenrich.errors import InputError
 
 logger = logging.getLogger(__name__)

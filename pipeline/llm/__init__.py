@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message, UsageTotals
-from pipeline.llm.core import BUDGET_EXHAUSTED, BackendUsage, BaseLLM, RawReply, parse_answer
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message, UsageTotals
+from kgenrich.pipeline.llm.core import BUDGET_EXHAUSTED, BackendUsage, BaseLLM, RawReply, parse_answer
 
 __all__ = [
     "BUDGET_EXHAUSTED",

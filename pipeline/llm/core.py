@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kgenrich.errors import LLMError, LLMResponseError
-from pipeline.llm.base import LLMAnswer, LLMRequest, Message, UsageTotals
+from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest, Message, UsageTotals
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from contextlib import AbstractContextManager, contextmanager
 
 from kgenrich.errors import ConfigError
 from kgenrich.settings import LLMSettings
-from pipeline.llm.base import LLM
-from pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
-from pipeline.llm.fake import FakeLLM, schema_default_responder
-from pipeline.llm.openai_backend import OpenAICompatibleLLM, ResponseFormatMode
+from kgenrich.pipeline.llm.base import LLM
+from kgenrich.pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
+from kgenrich.pipeline.llm.fake import FakeLLM, schema_default_responder
+from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM, ResponseFormatMode
 
 BackendFactory = Callable[[LLMSettings], AbstractContextManager[LLM]]
 

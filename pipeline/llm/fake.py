@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from kgenrich.errors import LLMError
-from pipeline.llm.base import Message
-from pipeline.llm.core import BaseLLM, RawReply
+from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.core import BaseLLM, RawReply
 
 Responder = Callable[[Sequence[Message], dict[str, Any]], str]
 """(messages, JSON schema) -> the model's text."""

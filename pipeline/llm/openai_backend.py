@@ -26,8 +26,8 @@ from openai.types.chat import ChatCompletion
 from pydantic import SecretStr
 
 from kgenrich.errors import LLMError
-from pipeline.llm.base import Message
-from pipeline.llm.core import BaseLLM, RawReply
+from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.core import BaseLLM, RawReply
 
 logger = logging.getLogger(__name__)
 

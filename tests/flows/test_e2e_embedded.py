@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec, read_run
-from kg.records import Decision, SourceKind
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _model_available() -> str | None:
     if importlib.util.find_spec("llama_cpp") is None:
         return "llama-cpp-python is not installed (bash scripts/setup.sh installs it)"
-    from pipeline.llm.embedded import find_model_parts
+    from kgenrich.pipeline.llm.embedded import find_model_parts
 
     try:
         find_model_parts()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import rdflib
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec, read_run
-from kg.records import Decision, SourceKind
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.errors import InputError
 from kgenrich.settings import Settings
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from scripted_server import TEST_KEY, ScriptedServer, http_error, rate_limited
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec, read_run
-from kg.records import Decision, SourceKind
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"

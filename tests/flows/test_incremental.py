@@ -11,12 +11,12 @@ from typing import Any
 
 from scripted_server import TEST_KEY, Fault, ScriptedServer, http_error
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec, read_run
-from kg.records import SourceKind
-from kg.state import FAILED, StateStore
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.kg.records import SourceKind
+from kgenrich.kg.state import FAILED, StateStore
 from kgenrich.settings import Settings
-from pipeline.report import RunReport
+from kgenrich.pipeline.report import RunReport
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.runners import task_runner
+from kgenrich.flows.runners import task_runner
 from kgenrich.errors import ConfigError
 
 CHUNKS = [list(range(i, i + 5)) for i in range(0, 40, 5)]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from scripted_server import TEST_KEY, ScriptedServer, http_error
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -17,9 +17,9 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from scripted_server import TEST_KEY
 
-from flows.enrich import EnrichInputs, enrich
-from flows.io import MappingSpec
-from flows.serve import (
+from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.flows.io import MappingSpec
+from kgenrich.flows.serve import (
     deployment_parameters,
     local_prefect_server,
     serve_command,
@@ -85,8 +85,8 @@ def test_serve_refuses_without_server_or_with_bad_cron(
 
 SERVE = """
 import json, sys
-from flows.enrich import EnrichInputs
-from flows.serve import serve_command
+from kgenrich.flows.enrich import EnrichInputs
+from kgenrich.flows.serve import serve_command
 from kgenrich.errors import ConfigError
 from kgenrich.settings import Settings
 inputs = EnrichInputs.model_validate_json(sys.argv[1])
@@ -128,7 +128,7 @@ def test_serve_registers_cron_deployment_and_scheduler_creates_runs(tmp_path: Pa
                 dep = _wait("the deployment", deployment)
                 assert [s.schedule.cron for s in dep.schedules] == [CRON]
                 assert all(s.active for s in dep.schedules) and not dep.paused
-                assert dep.entrypoint == "flows.enrich.enrich"
+                assert dep.entrypoint == "kgenrich.flows.enrich.enrich"
 
                 def scheduled() -> list[Any]:
                     return client.read_flow_runs(deployment_filter=DeploymentFilter(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from scripted_server import TEST_KEY, ClientFactory, ScriptedServer
 
-from pipeline.llm.openai_backend import OpenAICompatibleLLM
+from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
 
 @pytest.fixture

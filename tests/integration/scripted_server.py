@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.llm.openai_backend import OpenAICompatibleLLM
+from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
 TEST_KEY = "sk-kgenrich-TOPSECRET-0123456789"
 """The API key the test clients use; the leak test scans for it."""

@@ -13,16 +13,16 @@ from pydantic import BaseModel
 
 from kgenrich.errors import ConfigError
 from kgenrich.settings import LLMSettings
-from pipeline.llm.base import LLMRequest
-from pipeline.llm.embedded import (
+from kgenrich.pipeline.llm.base import LLMRequest
+from kgenrich.pipeline.llm.embedded import (
     EmbeddedServer,
     ServerOptions,
     ensure_model,
     find_small_test_model,
     llama_cpp_available,
 )
-from pipeline.llm.factory import make_llm
-from pipeline.llm.openai_backend import OpenAICompatibleLLM
+from kgenrich.pipeline.llm.factory import make_llm
+from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
 pytestmark = [
     pytest.mark.slow,

@@ -25,7 +25,7 @@ from scripted_server import (
     slow,
 )
 
-from pipeline.llm.base import LLMRequest
+from kgenrich.pipeline.llm.base import LLMRequest
 
 
 class Named(BaseModel):
@@ -181,7 +181,7 @@ def test_circuit_breaker_opens_fails_fast_and_recovers(
 ) -> None:
     server.queue(*[http_error(500)] * 3)
     llm = make_client(max_retries=0, breaker_threshold=3, breaker_cooldown_s=0.5)
-    with caplog.at_level(logging.ERROR, logger="pipeline.llm.openai_backend"):
+    with caplog.at_level(logging.ERROR, logger="kgenrich.pipeline.llm.openai_backend"):
         errors = [llm.complete(ask(f"q{i}")).error for i in range(3)]
     assert all(e is not None and "HTTP 500" in e for e in errors)
     assert llm.circuit_open

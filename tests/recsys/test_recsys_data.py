@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recsys.data import (
+from kgenrich.recsys.data import (
     load_kg,
     load_ratings,
     load_recbole,
@@ -19,7 +19,7 @@ from recsys.data import (
     split_indices,
     with_kg,
 )
-from recsys.errors import DataFormatError
+from kgenrich.recsys.errors import DataFormatError
 
 RATINGS = np.array([[0, 0, 1], [0, 3, 0], [1, 2, 1], [1, 0, 0], [2, 1, 1], [2, 4, 0]])
 KG = np.array([[0, 0, 5], [1, 0, 5], [2, 1, 6], [5, 2, 7]])

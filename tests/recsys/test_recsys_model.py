@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from recsys.model import RippleNet
-from recsys.params import RippleParams
+from kgenrich.recsys.model import RippleNet
+from kgenrich.recsys.params import RippleParams
 
 
 def _reference(

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.data import Split, make_ripple_data
-from recsys.params import RippleParams
-from recsys.sampling import build_ripple_sets, sample_per_group
-from recsys.train import train_and_evaluate
+from kgenrich.recsys.data import Split, make_ripple_data
+from kgenrich.recsys.params import RippleParams
+from kgenrich.recsys.sampling import build_ripple_sets, sample_per_group
+from kgenrich.recsys.train import train_and_evaluate
 
 
 @settings(max_examples=60, deadline=None)

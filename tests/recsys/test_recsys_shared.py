@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.data import load_ripplenet_dir, split_indices
-from recsys.sampling import build_ripple_sets
+from kgenrich.recsys.data import load_ripplenet_dir, split_indices
+from kgenrich.recsys.sampling import build_ripple_sets
 
 BOOK = Path(__file__).resolve().parents[3] / "shared" / "data" / "book-crossing"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.data import RippleData, make_ripple_data, split_indices, with_kg
-from recsys.params import RippleParams, preset
-from recsys.train import load_model, save_model, train_and_evaluate
+from kgenrich.recsys.data import RippleData, make_ripple_data, split_indices, with_kg
+from kgenrich.recsys.params import RippleParams, preset
+from kgenrich.recsys.train import load_model, save_model, train_and_evaluate
 
 N_GENRES, ITEMS_PER_GENRE, N_USERS, PER_USER = 4, 15, 120, 8
 FAST = RippleParams(dim=8, n_hop=2, n_memory=16, lr=0.02, batch_size=128, n_epoch=6)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kg.calibrate import (
+from kgenrich.kg.calibrate import (
     Calibrator,
     accuracy,
     best_threshold,

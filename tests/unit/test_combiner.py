@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from kg.records import Decision, Ontology, Provenance, Relation, SourceKind, Triple
-from pipeline.combiner import base_combiner, refit_from_review, review_examples
-from pipeline.confidence import DEFAULT_THRESHOLD, ConfidenceFeatures, ConfidenceModel
-from pipeline.review import ReviewRow, review_queue
-from pipeline.verify import Combiner, Context, verify_context, verify_triples
+from kgenrich.kg.records import Decision, Ontology, Provenance, Relation, SourceKind, Triple
+from kgenrich.pipeline.combiner import base_combiner, refit_from_review, review_examples
+from kgenrich.pipeline.confidence import DEFAULT_THRESHOLD, ConfidenceFeatures, ConfidenceModel
+from kgenrich.pipeline.review import ReviewRow, review_queue
+from kgenrich.pipeline.verify import Combiner, Context, verify_context, verify_triples
 
 ONT = Ontology(
     item_type="Movie",

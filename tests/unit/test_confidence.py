@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.confidence import (
+from kgenrich.pipeline.confidence import (
     DEFAULT_MODEL,
     DEFAULT_THRESHOLD,
     ConfidenceFeatures,
@@ -179,7 +179,7 @@ def test_fit_rejects_mismatched_or_one_class_labels() -> None:
 
 
 def test_features_from_triple_reads_provenance() -> None:
-    from kg.records import Provenance, SourceKind, Triple
+    from kgenrich.kg.records import Provenance, SourceKind, Triple
 
     completed = Triple(
         head="item/1",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from kg.export.graph import to_networkx, write_graphml
-from kg.export.jsonl import read_jsonl
+from kgenrich.kg.export.graph import to_networkx, write_graphml
+from kgenrich.kg.export.jsonl import read_jsonl
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECORDS = read_jsonl(DATA / "golden_records")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.export.jsonl import read_jsonl, write_jsonl
-from kg.records import Provenance, SourceKind, Triple
+from kgenrich.kg.export.jsonl import read_jsonl, write_jsonl
+from kgenrich.kg.records import Provenance, SourceKind, Triple
 from kgenrich.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from kg.export.jsonl import read_jsonl
-from kg.export.recbole import write_recbole
-from kg.export.ripplenet import Interaction, write_ripplenet
-from kg.io.seed import read_seed
-from kg.ontology import load_ontology
-from kg.records import Ontology
+from kgenrich.kg.export.jsonl import read_jsonl
+from kgenrich.kg.export.recbole import write_recbole
+from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
+from kgenrich.kg.io.seed import read_seed
+from kgenrich.kg.ontology import load_ontology
+from kgenrich.kg.records import Ontology
 from kgenrich.errors import ExportError
 
 DATA = Path(__file__).resolve().parents[1] / "data"

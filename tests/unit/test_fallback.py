@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kg.fallback import (
+from kgenrich.kg.fallback import (
     FallbackConfig,
     FallbackScorer,
     LabeledTriple,

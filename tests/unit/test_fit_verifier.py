@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from kg.records import Provenance, SourceKind, Triple
+from kgenrich.kg.records import Provenance, SourceKind, Triple
 from kgenrich.errors import ConfigError
-from pipeline.verify import fit_verifier
+from kgenrich.pipeline.verify import fit_verifier
 
 
 def _graph(movies: int = 90) -> list[Triple]:
@@ -54,7 +54,7 @@ def test_calibrated_scorer_keeps_the_per_relation_calibrator() -> None:
 def test_stacked_scorer_falls_back_when_the_holdout_is_tiny(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pipeline.verify"):
+    with caplog.at_level(logging.WARNING, logger="kgenrich.pipeline.verify"):
         verifier = _fit(_graph(12), "stacked", holdout=0.05)
     assert verifier.stacker is None
     assert "stacked verifier not fitted" in caplog.text
@@ -67,7 +67,7 @@ def test_unknown_scorer_is_a_config_error() -> None:
 
 def test_calibrator_fits_on_two_examples() -> None:
     """Too few examples for any cross-validation fold: Platt, not a crash."""
-    from kg.calibrate import Calibrator
+    from kgenrich.kg.calibrate import Calibrator
 
     cal = Calibrator.fit([0.1, 2.0], [0, 1], ["r", "r"])
     assert cal.method == "platt"

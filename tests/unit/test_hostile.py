@@ -25,22 +25,22 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from kg.export.rdf import write_nquads
-from kg.ids import mint_entity_id
-from kg.io.catalog import CatalogMapping, read_catalog
-from kg.io.seed import read_seed
-from kg.namespace import entity_id, entity_iri
-from kg.ontology import load_ontology
-from kg.records import Decision, Entity, Item, Provenance, SourceKind, Triple
+from kgenrich.kg.export.rdf import write_nquads
+from kgenrich.kg.ids import mint_entity_id
+from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
+from kgenrich.kg.io.seed import read_seed
+from kgenrich.kg.namespace import entity_id, entity_iri
+from kgenrich.kg.ontology import load_ontology
+from kgenrich.kg.records import Decision, Entity, Item, Provenance, SourceKind, Triple
 from kgenrich.errors import InputError
-from pipeline.candidates import to_triples
-from pipeline.complete import complete_tails
-from pipeline.discover import build_discover_messages, discover_entities
-from pipeline.extract import build_extract_messages, extract_relations
-from pipeline.llm.base import Message
-from pipeline.llm.fake import FakeLLM
-from pipeline.resolve import EntityIndex
-from pipeline.verify import verify_triples
+from kgenrich.pipeline.candidates import to_triples
+from kgenrich.pipeline.complete import complete_tails
+from kgenrich.pipeline.discover import build_discover_messages, discover_entities
+from kgenrich.pipeline.extract import build_extract_messages, extract_relations
+from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.fake import FakeLLM
+from kgenrich.pipeline.resolve import EntityIndex
+from kgenrich.pipeline.verify import verify_triples
 
 ROOT = Path(__file__).resolve().parents[2]
 ONTOLOGY = load_ontology(ROOT / "data" / "ontology" / "movies.json")

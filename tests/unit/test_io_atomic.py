@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.atomic import EXPORT_MARKER, atomic_dir, atomic_write
+from kgenrich.kg.atomic import EXPORT_MARKER, atomic_dir, atomic_write
 from kgenrich.errors import ExportError
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kg.io.catalog import (
+from kgenrich.kg.io.catalog import (
     MAX_FIELD_CHARS,
     CatalogMapping,
     load_mapping,

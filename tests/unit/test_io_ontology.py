@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.ontology import load_ontology
+from kgenrich.kg.ontology import load_ontology
 from kgenrich.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

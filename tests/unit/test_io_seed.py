@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kg.ids import mint_entity_id
-from kg.io.seed import SeedGraph, read_seed
-from kg.ontology import load_ontology
-from kg.records import Decision, Ontology, SourceKind
+from kgenrich.kg.ids import mint_entity_id
+from kgenrich.kg.io.seed import SeedGraph, read_seed
+from kgenrich.kg.ontology import load_ontology
+from kgenrich.kg.records import Decision, Ontology, SourceKind
 from kgenrich.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -158,8 +158,8 @@ def test_more_bad_inputs(movies: Ontology, tmp_path: Path) -> None:
 
 
 def test_own_turtle_export_reads_back_as_seed(movies: Ontology, tmp_path: Path) -> None:
-    from kg.export.jsonl import read_jsonl
-    from kg.export.rdf import write_turtle
+    from kgenrich.kg.export.jsonl import read_jsonl
+    from kgenrich.kg.export.rdf import write_turtle
 
     records = read_jsonl(DATA / "golden_records")
     out = tmp_path / "kg.ttl"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kg.io.catalog import CatalogMapping, read_catalog
-from kg.io.seed import read_seed
-from kg.ontology import load_ontology
+from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
+from kgenrich.kg.io.seed import read_seed
+from kgenrich.kg.ontology import load_ontology
 from kgenrich.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

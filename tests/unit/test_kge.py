@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kg.kge import KGEModel, LabeledTriple, UnknownLabelError, train_verifier
+from kgenrich.kg.kge import KGEModel, LabeledTriple, UnknownLabelError, train_verifier
 
 
 def _tiny_graph() -> list[LabeledTriple]:

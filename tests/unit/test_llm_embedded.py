@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from kgenrich.errors import ConfigError, LLMError
-from pipeline.llm import embedded
-from pipeline.llm.embedded import (
+from kgenrich.pipeline.llm import embedded
+from kgenrich.pipeline.llm.embedded import (
     EmbeddedServer,
     ModelPin,
     ServerOptions,
@@ -206,7 +206,7 @@ def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_launcher_extra_bufts_option() -> None:
-    from pipeline.llm._llama_server import pop_choice
+    from kgenrich.pipeline.llm._llama_server import pop_choice
 
     argv = ["x", "--model", "m.gguf", "--extra-bufts", "off", "--port", "1"]
     assert pop_choice(argv) == "off"
@@ -220,7 +220,7 @@ def test_launcher_extra_bufts_option() -> None:
 def test_amx_detection_reads_the_loaded_library() -> None:
     from llama_cpp import llama_cpp as lib
 
-    from pipeline.llm._llama_server import built_with_amx
+    from kgenrich.pipeline.llm._llama_server import built_with_amx
 
     info = lib.llama_print_system_info().decode()
     assert built_with_amx() is ("AMX_INT8 = 1" in info)

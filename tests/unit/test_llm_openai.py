@@ -11,8 +11,8 @@ from email.utils import format_datetime
 import pytest
 from pydantic import BaseModel
 
-from pipeline.llm.base import Message
-from pipeline.llm.openai_backend import (
+from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.openai_backend import (
     FALLBACK_ORDER,
     CircuitBreaker,
     OpenAICompatibleLLM,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from kgenrich.errors import LLMResponseError
-from pipeline.llm.core import extract_json_object, parse_answer
+from kgenrich.pipeline.llm.core import extract_json_object, parse_answer
 
 
 class Triple(BaseModel):

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from kg.features import FEATURE_NAMES, GraphFeatures
-from kg.kge import LabeledTriple
-from kg.stack import StackedClassifier, stratified_folds
+from kgenrich.kg.features import FEATURE_NAMES, GraphFeatures
+from kgenrich.kg.kge import LabeledTriple
+from kgenrich.kg.stack import StackedClassifier, stratified_folds
 
 
 def _toy(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,7 +141,7 @@ def test_graph_features_count_train_only_and_handle_unseen_labels() -> None:
 def test_benchmark_stacker_never_sees_test_labels() -> None:
     """Swapping test positives and negatives leaves everything fitted on valid unchanged."""
     from bench.verify import stacked_classification
-    from kg.kge import train_verifier
+    from kgenrich.kg.kge import train_verifier
 
     train = _family_graph()
     people = [f"person{i}" for i in range(12)]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kg.records import (
+from kgenrich.kg.records import (
     Decision,
     Entity,
     Item,
@@ -19,16 +19,16 @@ from kg.records import (
     SourceKind,
     Triple,
 )
-from pipeline.candidates import to_triples
-from pipeline.catalog import catalog_triples, item_entities
-from pipeline.complete import complete_tails, missing_relations
-from pipeline.discover import discover_entities, fallback_nlp
-from pipeline.evaluate import precision_recall
-from pipeline.extract import extract_relations
-from pipeline.llm.base import Message
-from pipeline.llm.fake import FakeLLM
-from pipeline.resolve import EntityIndex, resolve
-from pipeline.verify import combine_confidence, verify_triples
+from kgenrich.pipeline.candidates import to_triples
+from kgenrich.pipeline.catalog import catalog_triples, item_entities
+from kgenrich.pipeline.complete import complete_tails, missing_relations
+from kgenrich.pipeline.discover import discover_entities, fallback_nlp
+from kgenrich.pipeline.evaluate import precision_recall
+from kgenrich.pipeline.extract import extract_relations
+from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.fake import FakeLLM
+from kgenrich.pipeline.resolve import EntityIndex, resolve
+from kgenrich.pipeline.verify import combine_confidence, verify_triples
 
 ONT = Ontology(
     item_type="Movie",
@@ -241,7 +241,7 @@ def test_precision_recall_against_key() -> None:
 
 
 def test_review_queue_round_trip_and_apply() -> None:
-    from pipeline.review import ReviewRow, apply_review, review_queue
+    from kgenrich.pipeline.review import ReviewRow, apply_review, review_queue
 
     t_review = _cand("person/a", agreement=1.0).with_provenance(decision=Decision.REVIEW,
                                                                   scores={"confidence": 0.5})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kg.records import Item, Mention, Ontology, Rejection, Relation, StageResult
-from kg.state import DONE, FAILED, REMOVED, ChunkCommit, StateStore
-from pipeline import incremental as inc
-from pipeline.llm.base import LLMAnswer, LLMRequest
+from kgenrich.kg.records import Item, Mention, Ontology, Rejection, Relation, StageResult
+from kgenrich.kg.state import DONE, FAILED, REMOVED, ChunkCommit, StateStore
+from kgenrich.pipeline import incremental as inc
+from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest
 
 ONTOLOGY = Ontology(item_type="Movie", types=("Movie", "Person"),
                     relations=(Relation(name="directed_by", domain="Movie", range="Person"),))

@@ -10,11 +10,11 @@ import pytest
 from rdflib import RDF, Dataset, Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 
-from kg.export.rdf import graph_names, write_nquads, write_turtle
-from kg.namespace import KGE, entity_iri, relation_iri
-from kg.records import Decision, Entity, Provenance, SourceKind, Triple
-from kg.store import LLM_SOURCES, RETRACTED, GraphStore
-from kg.store_cli import query_command
+from kgenrich.kg.export.rdf import graph_names, write_nquads, write_turtle
+from kgenrich.kg.namespace import KGE, entity_iri, relation_iri
+from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
+from kgenrich.kg.store import LLM_SOURCES, RETRACTED, GraphStore
+from kgenrich.kg.store_cli import query_command
 from kgenrich.errors import ConfigError, ExportError, InputError
 
 BASE = "https://kgenrich.dev/id/"
