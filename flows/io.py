@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any
 
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export.ripplenet import Interaction
@@ -16,12 +14,14 @@ from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.seed import SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Entity, Item, Ontology, Triple
-from kgenrich.errors import ConfigError, InputError
-from kgenrich.settings import ExportSettings
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.confidence import ConfidenceModel
 from kgenrich.pipeline.report import RunReport
 from kgenrich.pipeline.review import ReviewRow
+from pydantic import BaseModel, Field
+
+from kgenrich.errors import ConfigError, InputError
+from kgenrich.settings import ExportSettings
 
 if TYPE_CHECKING:
     from kgenrich.flows.enrich import EnrichInputs
@@ -160,6 +160,11 @@ def dump_json(path: Path, data: Mapping[str, object]) -> None:
         json.dump(data, f, indent=2)
 
 
+def previous_triples(out_dir: Path) -> list[Triple]:
+    """The triples of the run last written to ``out_dir`` (none if it holds no run)."""
+    return read_run(out_dir)[1] if (out_dir / "triples.jsonl").is_file() else []
+
+
 def read_run(out_dir: Path) -> tuple[list[Entity], list[Triple]]:
     from kgenrich.kg.export.jsonl import read_jsonl
 
@@ -198,3 +203,42 @@ def write_review(path: Path, rows: Sequence[ReviewRow]) -> Path:
         for row in rows:
             f.write(row.model_dump_json() + "\n")
     return path
+
+
+def write_jsonl(path: Path, rows: Sequence[BaseModel]) -> Path:
+    with atomic_write(path) as f:
+        for row in rows:
+            f.write(row.model_dump_json() + "\n")
+    return path
+
+
+def write_run_outputs(
+    out_dir: Path, *, entities: Sequence[Entity], triples: Sequence[Triple],
+    items: Sequence[str], interactions: Path | None, settings: ExportSettings,
+    store: Path | None, review_file: Path, failures: Sequence[BaseModel],
+    retractions: Sequence[Mapping[str, Any]],
+) -> dict[str, Path]:
+    """Everything an enrich run writes besides its report: the exports, the graph store (if
+    given), the review queue (keeping verdicts already written), failures and retractions."""
+    from kgenrich.pipeline.review import review_queue
+
+    outputs = write_exports(out_dir, entities=entities, triples=triples, items=items,
+                            interactions=interactions, settings=settings)
+    if store is not None:
+        from kgenrich.kg.store import GraphStore  # local: opens pyoxigraph
+
+        # Loading is idempotent: re-verified triples replace their old statements.
+        with GraphStore.open(store, base=settings.base_iri) as gstore:
+            gstore.load(entities, triples)
+        outputs["store"] = store
+    reviewed = read_review(review_file) if review_file.is_file() else []
+    queue = review_queue(triples, labels={e.id: e.label for e in entities},
+                         previous={r.key: r for r in reviewed})
+    outputs["review"] = write_review(out_dir / "review.jsonl", queue)
+    outputs["failures"] = write_jsonl(out_dir / "failures.jsonl", failures)
+    if retractions:
+        with atomic_write(out_dir / "retractions.jsonl") as f:
+            for row in retractions:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        outputs["retractions"] = out_dir / "retractions.jsonl"
+    return outputs

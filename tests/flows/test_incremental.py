@@ -14,7 +14,7 @@ from scripted_server import TEST_KEY, Fault, ScriptedServer, http_error
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import MappingSpec, read_run
 from kgenrich.kg.records import SourceKind
-from kgenrich.kg.state import FAILED, StateStore
+from kgenrich.runs.state import FAILED, StateStore
 from kgenrich.settings import Settings
 from kgenrich.pipeline.report import RunReport
 

@@ -8,11 +8,28 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from kgenrich.kg.records import Item, Mention, Ontology, Rejection, Relation, StageResult
-from kgenrich.kg.state import DONE, FAILED, REMOVED, ChunkCommit, StateStore
-from kgenrich.pipeline import incremental as inc
 from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest
+from kgenrich.runs.fingerprints import (
+    PROMPT_VERSIONS,
+    diff_catalog,
+    item_fingerprint,
+    ontology_digest,
+    stage_fingerprints,
+)
+from kgenrich.runs.outcomes import (
+    FailureTracker,
+    ItemResult,
+    chunked,
+    decode_result,
+    encode_result,
+    is_retryable,
+    merge_results,
+    pending,
+    split_outcome,
+)
+from kgenrich.runs.plan import UPSTREAM_FAILED, plan_completion
+from kgenrich.runs.state import DONE, FAILED, REMOVED, ChunkCommit, StateStore
 
 ONTOLOGY = Ontology(item_type="Movie", types=("Movie", "Person"),
                     relations=(Relation(name="directed_by", domain="Movie", range="Person"),))
@@ -23,19 +40,19 @@ SETTINGS = {"discover": {"max_per_item": 20}, "extract": {"max_per_item": 20},
 
 
 def _fps(item: Item = ITEM, **kw: object) -> dict[str, str]:
-    args: dict[str, object] = {"model": "m", "ontology": inc.ontology_digest(ONTOLOGY),
+    args: dict[str, object] = {"model": "m", "ontology": ontology_digest(ONTOLOGY),
                                "settings": SETTINGS, **kw}
-    return inc.stage_fingerprints(item, **args)  # type: ignore[arg-type]
+    return stage_fingerprints(item, **args)  # type: ignore[arg-type]
 
 
 def test_state_round_trip_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s" / "state.sqlite"
     mention = Mention(item_id="m1", label="John Lasseter", type="Person", found_by="llm:m")
     rej = Rejection(stage="discover", reason="label not in text", item_id="m1", detail="x")
-    result = inc.ItemResult(kept=(mention,), rejected=(rej,))
+    result = ItemResult(kept=(mention,), rejected=(rej,))
     with StateStore.open(path) as st:
         run_id = st.begin_run("r1")
-        st.commit_chunk("r1", ChunkCommit("discover", done={"m1": ("fp1", *inc.encode_result(
+        st.commit_chunk("r1", ChunkCommit("discover", done={"m1": ("fp1", *encode_result(
             result))}, failed={"m2": ("fp2", "HTTP 500")}))
         st.commit_chunk("r1", ChunkCommit("discover", done={}, failed={"m2": ("fp2", "again")}))
         st.record_items("r1", {"m1": ("i1", DONE, None), "m2": ("i2", FAILED, "HTTP 500")})
@@ -43,7 +60,7 @@ def test_state_round_trip_survives_reopen(tmp_path: Path) -> None:
     with StateStore.open(path) as st:
         stored = st.results("discover")
         assert set(stored) == {"m1"} and stored["m1"].fingerprint == "fp1"
-        back = inc.decode_result("discover", stored["m1"].kept, stored["m1"].rejected)
+        back = decode_result("discover", stored["m1"].kept, stored["m1"].rejected)
         assert back == result
         [fail] = st.failures()
         assert (fail.item_id, fail.error, fail.attempts) == ("m2", "again", 2)
@@ -74,7 +91,7 @@ def test_fingerprint_changes_with_item_prompt_model_and_settings_only() -> None:
     base = _fps()
     assert _fps() == base  # stable
     assert _fps(Item(**{**ITEM.model_dump(), "title": "Toy Story 2"})) != base
-    changed = _fps(prompt_versions={**inc.PROMPT_VERSIONS, "extract": "extract-test-changed"})
+    changed = _fps(prompt_versions={**PROMPT_VERSIONS, "extract": "extract-test-changed"})
     assert changed["discover"] == base["discover"]
     assert changed["extract"] != base["extract"] and changed["complete"] != base["complete"]
     assert all(a != b for a, b in zip(_fps(model="other").values(), base.values(), strict=True))
@@ -86,35 +103,35 @@ def test_fingerprint_changes_with_item_prompt_model_and_settings_only() -> None:
     reordered = Item(id="m1", title="Toy Story", attributes={"directed_by": ("John Lasseter",)},
                      text={"description": "Directed by John Lasseter."})
     assert _fps(reordered) == base
-    assert inc.item_fingerprint(base) != inc.item_fingerprint(samples)
+    assert item_fingerprint(base) != item_fingerprint(samples)
 
 
 def test_diff_pending_and_chunks() -> None:
-    diff = inc.diff_catalog({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "9", "d": "4"})
+    diff = diff_catalog({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "9", "d": "4"})
     assert diff.counts() == {"new": 1, "changed": 1, "unchanged": 1, "removed": 1}
     assert (diff.new, diff.changed, diff.unchanged, diff.removed) == (("d",), ("b",), ("a",),
                                                                       ("c",))
     items = [Item(id=i, title=i) for i in "abcde"]
-    todo = inc.pending(items, wanted=dict.fromkeys("abcde", "x"), stored={"a": "x", "b": "y"})
+    todo = pending(items, wanted=dict.fromkeys("abcde", "x"), stored={"a": "x", "b": "y"})
     assert [it.id for it in todo] == ["b", "c", "d", "e"]
-    assert [len(c) for c in inc.chunked(todo, 3)] == [3, 1]
+    assert [len(c) for c in chunked(todo, 3)] == [3, 1]
 
 
 def test_split_outcome_and_retryable_failures() -> None:
     ok = LLMAnswer(value=None, error="invalid answer after one repair: no JSON")
     down = LLMAnswer(value=None, error="endpoint looks down; circuit open")
-    assert not inc.is_retryable(ok) and inc.is_retryable(down)
-    assert not inc.is_retryable(LLMAnswer(value=object()))  # type: ignore[arg-type]
+    assert not is_retryable(ok) and is_retryable(down)
+    assert not is_retryable(LLMAnswer(value=object()))  # type: ignore[arg-type]
     m = Mention(item_id="a", label="X", type="Person", found_by="spacy")
     result = StageResult(kept=(m,), rejected=(
         Rejection(stage="discover", reason="r", item_id="b"),
         Rejection(stage="discover", reason="loose")))
-    out = inc.split_outcome("discover", ["a", "b", "c"], result, {"c": "HTTP 500"})
+    out = split_outcome("discover", ["a", "b", "c"], result, {"c": "HTTP 500"})
     assert out.done["a"].kept == (m,) and out.done["b"].rejected[0].reason == "r"
     assert out.failed == {"c": "HTTP 500"} and "c" not in out.done
     assert out.unattributed[0].reason == "loose"
     items = [Item(id=i, title=i) for i in "cba"]
-    merged = inc.merge_results(items, out.done, stats=[out.stats])
+    merged = merge_results(items, out.done, stats=[out.stats])
     assert merged.kept == (m,) and [r.item_id for r in merged.rejected] == ["b"]
 
     class _Echo:
@@ -123,7 +140,7 @@ def test_split_outcome_and_retryable_failures() -> None:
         def complete_many(self, requests: list[LLMRequest[object]]) -> list[LLMAnswer[object]]:
             return [down if r.item_id == "x" else ok for r in requests]
 
-    tracker = inc.FailureTracker(_Echo())  # type: ignore[arg-type]
+    tracker = FailureTracker(_Echo())  # type: ignore[arg-type]
     reqs = [LLMRequest(messages=(), schema=object, item_id=i) for i in "xy"]  # type: ignore[arg-type]
     tracker.complete_many(reqs)
     assert tracker.failures == {"x": down.error}
@@ -131,8 +148,8 @@ def test_split_outcome_and_retryable_failures() -> None:
 
 def test_plan_completion() -> None:
     items = [Item(id=i, title=i) for i in "abcd"]
-    plan = inc.plan_completion(items, gaps={"a": [1], "b": [1], "d": [1]},
+    plan = plan_completion(items, gaps={"a": [1], "b": [1], "d": [1]},
                                upstream_failed={"b": "HTTP 500"}, max_items=1)
     assert [it.id for it in plan.ask] == ["a"]
     assert plan.nothing_to_ask == ("c",) and plan.deferred == ("d",)
-    assert plan.failed["b"].startswith(inc.UPSTREAM_FAILED)
+    assert plan.failed["b"].startswith(UPSTREAM_FAILED)

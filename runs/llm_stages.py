@@ -1,0 +1,107 @@
+"""The three LLM stages over a catalog, in order: discovery grows the entity index, extraction
+and completion propose candidate triples. Each stage runs through the engine, so only items
+whose fingerprint changed are asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kgenrich.kg.records import Item, SourceKind, StageResult, Triple, dedupe_triples
+from kgenrich.pipeline import assemble
+from kgenrich.pipeline.candidates import to_triples
+from kgenrich.pipeline.complete import labels_for_prompts, missing_relations
+from kgenrich.pipeline.llm.base import LLM, UsageTotals
+from kgenrich.runs.book import RunBook, enabled_stages
+from kgenrich.runs.engine import ChunkFuture, StageRun, chunk_window, run_stage
+from kgenrich.runs.graph import BaseGraph
+from kgenrich.runs.plan import plan_completion
+
+from kgenrich.settings import Settings
+
+#: (stage, chunk, keyword arguments) -> a future of ``runs.chunks.CHUNK_JOBS[stage](chunk,
+#: **kwargs)``. Flows submit a Prefect task; tests and benchmarks a thread pool's job.
+StageSubmit = Callable[[str, list[Item], dict[str, Any]], ChunkFuture]
+
+
+@dataclass
+class LLMStages:
+    """What the LLM stages produced: per-stage runs and results, and the new candidates."""
+
+    runs: dict[str, StageRun]
+    results: dict[str, StageResult[Any]]
+    candidates: list[Triple]  # deduplicated, none already in the base graph
+    usage: UsageTotals
+
+
+def run_llm_stages(
+    graph: BaseGraph, *, book: RunBook, llm: LLM, settings: Settings, submit: StageSubmit,
+) -> LLMStages:
+    """Discovery, extraction and completion (those enabled), each over the whole catalog."""
+    d, x = settings.discover, settings.extract
+    enabled = enabled_stages(settings)
+    runs: dict[str, StageRun] = {}
+    common: dict[str, Any] = {
+        "state": book.state, "run": book.run, "items": graph.items,
+        "chunk_size": settings.chunk_size,
+        "window": chunk_window(settings.llm.concurrency, settings.chunk_size),
+    }
+
+    def stage(name: str, kwargs: dict[str, Any], **extra: Any) -> StageResult[Any]:
+        runs[name] = run_stage(**common, stage=name, wanted=book.wanted(name),
+                               submit=lambda chunk: submit(name, chunk, kwargs), **extra)
+        return runs[name].result
+
+    results: dict[str, StageResult[Any]] = {}
+    if "discover" in enabled:
+        results["discover"] = stage("discover", {
+            "llm": llm if d.use_llm else None, "ontology": graph.ontology,
+            "use_spacy": d.use_spacy, "labels": assemble.labels_by_type(graph.index),
+            "max_per_item": d.max_per_item})
+        assemble.register_mentions(results["discover"].kept, index=graph.index)
+    candidates: list[Triple] = []
+    if "extract" in enabled:
+        results["extract"] = stage("extract", {
+            "llm": llm, "ontology": graph.ontology, "max_per_item": x.max_per_item})
+        candidates += to_triples(results["extract"].kept, index=graph.index,
+                                 source=SourceKind.EXTRACTED, item_links=graph.links)[0]
+    if "complete" in enabled:
+        results["complete"] = _complete(graph, runs=runs, known=[*graph.base, *candidates],
+                                        llm=llm, settings=settings, submit=submit, common=common,
+                                        book=book)
+        candidates += to_triples(results["complete"].kept, index=graph.index,
+                                 source=SourceKind.COMPLETED, item_links=graph.links)[0]
+    base_keys = {t.key for t in graph.base}
+    fresh = [t for t in dedupe_triples(candidates) if t.key not in base_keys]
+    return LLMStages(runs=runs, results=results, candidates=fresh, usage=llm.usage())
+
+
+def _complete(
+    graph: BaseGraph, *, runs: dict[str, StageRun], known: list[Triple], llm: LLM,
+    settings: Settings, submit: StageSubmit, common: dict[str, Any], book: RunBook,
+) -> StageResult[Any]:
+    c = settings.complete
+    gaps = missing_relations(graph.items, triples=known, ontology=graph.ontology,
+                             relations=c.relations, item_entity=graph.item_entity)
+    upstream = {i: e for s in ("discover", "extract") if s in runs
+                for i, e in runs[s].failed.items()}
+    facts = assemble.item_facts(graph.items, triples=known, labels=graph.labels(),
+                                item_entity=graph.item_entity)
+    by_type = labels_for_prompts(assemble.labels_by_type(graph.index), ontology=graph.ontology,
+                                 max_candidates=c.max_candidates)
+
+    def submit_chunk(chunk: list[Item]) -> ChunkFuture:
+        # only this chunk's share: Prefect walks every task parameter on submit
+        return submit("complete", chunk, {
+            "llm": llm, "ontology": graph.ontology,
+            "gaps": {it.id: gaps[it.id] for it in chunk if it.id in gaps},
+            "facts": {it.id: facts[it.id] for it in chunk},
+            "labels_by_type": by_type, "samples": c.samples, "temperature": c.temperature,
+            "max_candidates": c.max_candidates})
+
+    runs["complete"] = run_stage(
+        **common, stage="complete", wanted=book.wanted("complete"), submit=submit_chunk,
+        plan=lambda todo: plan_completion(todo, gaps=gaps, upstream_failed=upstream,
+                                          max_items=c.max_items))
+    return runs["complete"].result

@@ -1,0 +1,67 @@
+"""The enrich run's report: every stage's accounting, the final graph's counts and the run's
+details, as one ``RunReport`` plus its Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kgenrich.kg.records import Entity, StageResult, Triple
+from kgenrich.pipeline.report import RunReport, build_report, render_markdown
+from kgenrich.pipeline.verify import FittedVerifier
+from kgenrich.runs.book import RunBook, Settled
+from kgenrich.runs.bookkeeping import render_markdown_section
+from kgenrich.runs.graph import BaseGraph
+from kgenrich.runs.llm_stages import LLMStages
+from kgenrich.runs.verification import Verified
+
+from kgenrich.settings import Settings
+
+
+@dataclass
+class RunResult:
+    """The enriched graph of a run: the base graph plus the verified candidates."""
+
+    entities: list[Entity]
+    triples: list[Triple]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {e.id: e.label for e in self.entities}
+
+
+def run_result(graph: BaseGraph, verified: Verified) -> RunResult:
+    return RunResult(entities=graph.entities(), triples=[*graph.base, *verified.triples])
+
+
+def run_report(
+    book: RunBook, *, graph: BaseGraph, llm: LLMStages, verifier: FittedVerifier,
+    verified: Verified, settled: Settled, result: RunResult, settings: Settings,
+    wall_seconds: float, extra: Mapping[str, Any],
+) -> RunReport:
+    stages: dict[str, StageResult[Any]] = {**graph.stages, **llm.results,
+                                            "verify": verified.result}
+    return build_report(
+        book.run, stages, result.triples, wall_seconds=wall_seconds,
+        extra={"llm model": f"{settings.llm.backend}:{settings.llm.model}",
+               "verifier": verifier.summary(), "confidence combiner": verified.combiner_note,
+               "items": len(graph.items), "entities": len(result.entities),
+               "llm failures": llm.usage.failures,
+               "incremental": book.incremental_summary(llm.runs, settled=settled,
+                                                       chunk_size=settings.chunk_size),
+               "failed items": len(settled.failed_items),
+               "retracted items": [r.item_id for r in book.retracted],
+               **verified.review_counts, **extra})
+
+
+def report_markdown(report: RunReport, *, book: RunBook, settled: Settled) -> str:
+    return render_markdown(report) + render_markdown_section(settled.failures, book.retracted)
+
+
+def run_summary(book: RunBook, report: RunReport, *, settled: Settled,
+                chunk_size: int, llm: LLMStages) -> dict[str, Any]:
+    """What the state store's run log keeps of this run."""
+    return {**book.incremental_summary(llm.runs, settled=settled, chunk_size=chunk_size),
+            "failed items": len(settled.failed_items), "retracted": len(book.retracted),
+            "llm_calls": report.totals["llm_calls"]}
