@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     from kgenrich.recsys.params import preset
 
     torch.set_num_threads(args.threads)
-    data = load_recbole(args.data / "ml-100k.inter", positive_threshold=4.0, seed=0)
+    data = load_recbole(args.data / "ml-100k.inter", rating_threshold=4.0, seed=0)
     if data.n_items != len(item_tokens):
         raise RuntimeError(f"item count mismatch: {data.n_items} vs {len(item_tokens)}")
     # One entity table size for every variant (with_kg never shrinks it), so that variants

@@ -34,3 +34,11 @@ class DataFormatError(RecsysError, InputError, ValueError):
         self.field = field
         self.expected = expected
         self.got = got
+
+    @classmethod
+    def from_input(cls, err: InputError) -> DataFormatError:
+        """The same fields as a `kg.io` reader's `InputError`, its message as `expected`."""
+        return cls(
+            file=err.file or "", line=err.line, field=err.field or "row",
+            expected=err.expected or err.args[0], got=err.got or "",
+        )
