@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 from kgenrich.flows import io as fio  # noqa: E402
 from kgenrich.kg.atomic import atomic_write  # noqa: E402
 from kgenrich.kg.ids import item_entity_id  # noqa: E402
+from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import (  # noqa: E402
     Entity,
     Item,
@@ -80,7 +81,7 @@ class EnrichInputs(BaseModel):
     """Where the flow reads from and writes to. Settings hold everything else."""
 
     catalog: Path
-    mapping: fio.MappingSpec
+    mapping: CatalogMapping
     ontology: Path
     out_dir: Path
     seed: Path | None = None
@@ -308,7 +309,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     run = _run_name(inputs)
     ontology = fio.read_ontology(inputs.ontology)
     items = fio.read_items(inputs.catalog, inputs.mapping, ontology=ontology)
-    seed = fio.read_seed_graph(inputs, ontology=ontology)
+    seed = fio.read_seed_graph(inputs.seed, format=inputs.seed_format, link=inputs.seed_link,
+                               on_error=inputs.seed_on_error, ontology=ontology)
     links = dict(seed.item_links) if seed else {}
     item_entity = {it.id: links.get(it.id, f"item/{it.id}") for it in items}
 

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict
 
 from kgenrich.kg.sampling import sample_per_group
 
+# RippleNet's threshold for MovieLens (its Book-Crossing preprocessing uses 0): the default of
+# every caller that labels ratings without being told otherwise.
+DEFAULT_RATING_THRESHOLD = 4.0
+# The seed of the negative draw when none is given: an export's ratings_final.txt and ratings
+# labelled later from the same interactions (`kgenrich recommend --interactions`) then agree.
+DEFAULT_RATINGS_SEED = 0
+
 
 class Interaction(BaseModel):
     """One user-item interaction; `rating` None means implicit feedback (a positive)."""
@@ -111,4 +118,4 @@ def _sample_negatives(
     return g, p + below, int((n_pos - want).sum())
 
 
-__all__ = ["Interaction", "LabelledRatings", "label_ratings"]
+__all__ = ["DEFAULT_RATINGS_SEED", "DEFAULT_RATING_THRESHOLD", "Interaction", "LabelledRatings", "label_ratings"]

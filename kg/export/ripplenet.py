@@ -15,7 +15,7 @@ replaced as a whole (`atomic_dir`), so no stale file from an earlier export surv
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,12 @@ import numpy as np
 from kgenrich.kg.atomic import atomic_dir
 from kgenrich.kg.export._common import check_token, entity_index, item_id_of, natural_key
 from kgenrich.kg.ids import item_entity_id
-from kgenrich.kg.ratings import Interaction, label_ratings
+from kgenrich.kg.ratings import (
+    DEFAULT_RATING_THRESHOLD,
+    DEFAULT_RATINGS_SEED,
+    Interaction,
+    label_ratings,
+)
 from kgenrich.kg.records import Entity, Triple
 
 logger = logging.getLogger(__name__)
@@ -36,8 +41,8 @@ def write_ripplenet(
     triples: Iterable[Triple],
     items: Sequence[str] | None = None,
     interactions: Iterable[Interaction] | None = None,
-    rating_threshold: float = 4.0,
-    seed: int = 0,
+    rating_threshold: float = DEFAULT_RATING_THRESHOLD,
+    seed: int = DEFAULT_RATINGS_SEED,
 ) -> dict[str, int]:
     """Write the RippleNet files into directory `path` (see the module docstring).
 
@@ -82,7 +87,7 @@ def write_ripplenet(
         _write_index(out / "entity_index.tsv", "entity_id", entity_ids)
         _write_index(out / "relation_index.tsv", "relation", relation_ids)
         if interactions is not None:
-            rows, users, stats = _ratings(
+            rows, users, stats = ripplenet_ratings(
                 interactions,
                 item_index={i: n for n, i in enumerate(item_list)},
                 rating_threshold=rating_threshold,
@@ -109,13 +114,19 @@ def _write_index(file: Path, name: str, index: dict[str, int]) -> None:
     _write_lines(file, rows())
 
 
-def _ratings(
+def ripplenet_ratings(
     interactions: Iterable[Interaction],
     *,
-    item_index: dict[str, int],
+    item_index: Mapping[str, int],
     rating_threshold: float,
     seed: int,
 ) -> tuple[list[tuple[int, int, int]], dict[str, int], dict[str, int]]:
+    """The `ratings_final.txt` rows `(user, item, label)` of `interactions`, labelled by
+    `kg.ratings.label_ratings`, with the user index (id -> int) and counts.
+
+    `item_index` maps item ids to their ints; interactions with other items are dropped and
+    counted. Users are numbered in natural order of their ids, among those with a positive.
+    """
     known: list[Interaction] = []
     unknown_items = 0
     for x in interactions:
@@ -153,4 +164,4 @@ def _ratings(
     return rows, users, stats
 
 
-__all__ = ["Interaction", "write_ripplenet"]
+__all__ = ["Interaction", "ripplenet_ratings", "write_ripplenet"]

@@ -53,8 +53,9 @@ class CatalogMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    title: str
+    # "id" and "title" are the demo catalog's and the CLI's default column names.
+    id: str = "id"
+    title: str = "title"
     text: tuple[str, ...] = ()
     # column -> ontology relation; several columns may feed the same relation.
     attributes: Mapping[str, str] = Field(default_factory=dict)
