@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import read_interactions
-from kgenrich.kg.io.seed import SeedGraph, read_seed
+from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Entity, Item, Ontology, Triple
 from kgenrich.errors import ConfigError, InputError
@@ -37,8 +38,8 @@ def read_seed_graph(
     they arrive as flow-parameter strings."""
     if path is None:
         return None
-    return read_seed(path, format=format, ontology=ontology,  # type: ignore[arg-type]
-                     link=link, on_error=on_error)  # type: ignore[arg-type]
+    return read_seed(path, format=cast(SeedFormat, format), ontology=ontology, link=link,
+                     on_error=cast(OnError, on_error))
 
 
 def write_exports(

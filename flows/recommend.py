@@ -25,9 +25,9 @@ from prefect.cache_policies import NONE  # noqa: E402
 
 from kgenrich.kg.atomic import atomic_write  # noqa: E402
 from kgenrich.kg.ratings import DEFAULT_RATING_THRESHOLD, DEFAULT_RATINGS_SEED  # noqa: E402
+from kgenrich.recsys.data import RippleData  # noqa: E402
 from kgenrich.recsys.evaluate import summarize  # noqa: E402
 from kgenrich.recsys.export_data import load_export  # noqa: E402
-from kgenrich.recsys.data import RippleData  # noqa: E402
 from kgenrich.recsys.params import RippleParams  # noqa: E402
 from kgenrich.recsys.params import preset as make_preset  # noqa: E402
 from kgenrich.recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402

@@ -118,4 +118,10 @@ def _sample_negatives(
     return g, p + below, int((n_pos - want).sum())
 
 
-__all__ = ["DEFAULT_RATINGS_SEED", "DEFAULT_RATING_THRESHOLD", "Interaction", "LabelledRatings", "label_ratings"]
+__all__ = [
+    "DEFAULT_RATINGS_SEED",
+    "DEFAULT_RATING_THRESHOLD",
+    "Interaction",
+    "LabelledRatings",
+    "label_ratings",
+]

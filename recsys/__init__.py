@@ -28,7 +28,13 @@ from kgenrich.recsys.data import (
 )
 from kgenrich.recsys.errors import DataFormatError, RecsysError
 from kgenrich.recsys.params import PRESETS, RippleParams, preset
-from kgenrich.recsys.train import EvalResult, TrainedModel, load_model, save_model, train_and_evaluate
+from kgenrich.recsys.train import (
+    EvalResult,
+    TrainedModel,
+    load_model,
+    save_model,
+    train_and_evaluate,
+)
 
 __all__ = [
     "PRESETS",

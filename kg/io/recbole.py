@@ -41,7 +41,7 @@ class AtomicRow:
 def parse_header(
     columns: Sequence[str], *, file: str, types: Collection[str] | None = None
 ) -> tuple[AtomicField, ...]:
-    """Split header cells into fields; each must be `name:type` (with `type` in `types` if given)."""
+    """Split header cells into fields, each `name:type` (with `type` in `types` when given)."""
     fields: list[AtomicField] = []
     for column in columns:
         name, sep, ftype = column.partition(":")
