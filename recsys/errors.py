@@ -37,8 +37,10 @@ class DataFormatError(RecsysError, InputError, ValueError):
 
     @classmethod
     def from_input(cls, err: InputError) -> DataFormatError:
-        """The same fields as a `kg.io` reader's `InputError`, its message as `expected`."""
-        return cls(
+        """A `kg.io` reader's `InputError` as this package's error: same fields, same message."""
+        out = cls(
             file=err.file or "", line=err.line, field=err.field or "row",
-            expected=err.expected or err.args[0], got=err.got or "",
+            expected=err.expected or "", got=err.got or "",
         )
+        out.args = err.args
+        return out
