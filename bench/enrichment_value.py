@@ -185,11 +185,9 @@ class IdSpace:
 
 def inter_item_tokens(path: Path) -> list[str]:
     """The item tokens of a RecBole .inter file in the order `load_recbole` numbers them."""
-    with path.open(encoding="utf-8") as f:
-        header = [c.partition(":")[0] for c in f.readline().rstrip("\n").split("\t")]
-        col = header.index("item_id")
-        toks = [line.rstrip("\n").split("\t")[col] for line in f if line.strip()]
-    return [str(x) for x in np.unique(np.array(toks))]
+    from kgenrich.kg.io.interactions import read_interaction_table
+
+    return [str(x) for x in np.unique(np.array(read_interaction_table(path).items))]
 
 
 # ---- completion ----------------------------------------------------------------------------
@@ -735,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     from kgenrich.recsys.params import preset
 
     torch.set_num_threads(args.threads)
-    data = load_recbole(args.data / "ml-100k.inter", positive_threshold=4.0, seed=0)
+    data = load_recbole(args.data / "ml-100k.inter", rating_threshold=4.0, seed=0)
     if data.n_items != len(item_tokens):
         raise RuntimeError(f"item count mismatch: {data.n_items} vs {len(item_tokens)}")
     # One entity table size for every variant (with_kg never shrinks it), so that variants

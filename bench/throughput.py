@@ -183,12 +183,12 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
     """Direct stage, then the flow; in this (fresh) process."""
     from kgenrich.flows import io as fio
     from kgenrich.flows.enrich import EnrichInputs, enrich
-    from kgenrich.flows.io import MappingSpec
+    from kgenrich.kg.io.catalog import CatalogMapping
     from kgenrich.settings import Settings
     from kgenrich.pipeline.complete import complete_tails
     from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
-    mapping = MappingSpec(attributes={"genres": "has_genre"})
+    mapping = CatalogMapping(attributes={"genres": "has_genre"})
     settings = Settings(**bench_settings(base_url=base_url, concurrency=concurrency, n=n,
                                          work=work))
     ontology = fio.read_ontology(ONTOLOGY)

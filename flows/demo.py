@@ -8,6 +8,8 @@ from pathlib import Path
 
 from kgenrich.flows import io as fio
 from kgenrich.flows.enrich import EnrichInputs, enrich
+from kgenrich.kg.io.answer_key import read_answer_key
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision
 from kgenrich.settings import Settings
 from kgenrich.pipeline.evaluate import PR, precision_recall
@@ -30,7 +32,7 @@ def demo_inputs(demo_dir: Path, out: Path) -> EnrichInputs:
         seed=demo_dir / "seed.tsv",
         seed_format="tsv",
         run_name="demo",
-        mapping=fio.MappingSpec(
+        mapping=CatalogMapping(
             id="id", title="title", text=("description",),
             attributes={"genre": "has_genre", "country": "country_of_origin",
                         "language": "original_language"},
@@ -48,7 +50,7 @@ def run_demo(demo_dir: Path, *, out: Path, settings: Settings) -> DemoResult:
     inputs = demo_inputs(demo_dir, out)
     report = enrich(inputs, settings)
     entities, triples = fio.read_run(out)
-    key = fio.read_answer_key(demo_dir / "answer_key.tsv")
+    key = read_answer_key(demo_dir / "answer_key.tsv")
     labels = {e.id: e.label for e in entities}
     heads = {i: f"item/{i}" for i, _, _ in key}
     scores = {

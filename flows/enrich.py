@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from kgenrich.flows import io as fio  # noqa: E402
+from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
 from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
@@ -48,7 +49,7 @@ class EnrichInputs(BaseModel):
     """Where the flow reads from and writes to. Settings hold everything else."""
 
     catalog: Path
-    mapping: fio.MappingSpec
+    mapping: CatalogMapping
     ontology: Path
     out_dir: Path
     seed: Path | None = None
@@ -107,7 +108,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     ontology = fio.read_ontology(inputs.ontology)
     graph = base_graph(
         ontology=ontology, items=fio.read_items(inputs.catalog, inputs.mapping, ontology=ontology),
-        seed=fio.read_seed_graph(inputs, ontology=ontology),
+        seed=fio.read_seed_graph(inputs.seed, format=inputs.seed_format, link=inputs.seed_link,
+                                 on_error=inputs.seed_on_error, ontology=ontology),
         catalog=lambda items, **kw: catalog_task(items, **kw))
     with StateStore.open(settings.state_path or inputs.out_dir / "state.sqlite") as state:
         book = open_run(state, run=run_name(inputs.run_name), graph=graph, settings=settings,

@@ -6,55 +6,42 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
+
+from pydantic import BaseModel
 
 from kgenrich.kg.atomic import atomic_write
-from kgenrich.kg.export.ripplenet import Interaction
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
-from kgenrich.kg.io.seed import SeedGraph, read_seed
+from kgenrich.kg.io.interactions import read_interactions
+from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Entity, Item, Ontology, Triple
+from kgenrich.errors import ConfigError, InputError
+from kgenrich.settings import ExportSettings
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.confidence import ConfidenceModel
 from kgenrich.pipeline.report import RunReport
 from kgenrich.pipeline.review import ReviewRow
-from pydantic import BaseModel, Field
-
-from kgenrich.errors import ConfigError, InputError
-from kgenrich.settings import ExportSettings
-
-if TYPE_CHECKING:
-    from kgenrich.flows.enrich import EnrichInputs
-
-
-class MappingSpec(BaseModel):
-    """Catalog column mapping as plain data (so it is a valid Prefect flow parameter)."""
-
-    id: str = "id"
-    title: str = "title"
-    text: tuple[str, ...] = ()
-    attributes: dict[str, str] = Field(default_factory=dict)
-    list_separator: str = "|"
-    format: str = "auto"
 
 
 def read_ontology(path: Path) -> Ontology:
     return load_ontology(path)
 
 
-def read_items(path: Path, spec: MappingSpec, *, ontology: Ontology) -> list[Item]:
+def read_items(path: Path, mapping: CatalogMapping, *, ontology: Ontology) -> list[Item]:
     del ontology  # relations are checked by the catalog stage, which records rejections
-    mapping = CatalogMapping(id=spec.id, title=spec.title, text=spec.text,
-                             attributes=spec.attributes, list_separator=spec.list_separator,
-                             format=spec.format)
     return read_catalog(path, mapping=mapping)
 
 
-def read_seed_graph(inputs: EnrichInputs, *, ontology: Ontology) -> SeedGraph | None:
-    if inputs.seed is None:
+def read_seed_graph(
+    path: Path | None, *, format: str, link: Path | None, on_error: str, ontology: Ontology
+) -> SeedGraph | None:
+    """The seed KG at `path` (None: no seed). `format` and `on_error` as `read_seed` takes them;
+    they arrive as flow-parameter strings."""
+    if path is None:
         return None
-    return read_seed(inputs.seed, format=inputs.seed_format, ontology=ontology,  # type: ignore[arg-type]
-                     link=inputs.seed_link, on_error=inputs.seed_on_error)  # type: ignore[arg-type]
+    return read_seed(path, format=cast(SeedFormat, format), ontology=ontology, link=link,
+                     on_error=cast(OnError, on_error))
 
 
 def write_exports(
@@ -101,58 +88,12 @@ def write_exports(
     return written
 
 
-def read_interactions(path: Path) -> list[Interaction]:
-    """User-item interactions from a RecBole `.inter` file or a CSV/TSV with user, item and
-    (optional) rating columns (`user_id`/`userId`/`user`, `item_id`/`movieId`/`item`)."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    if not lines:
-        raise InputError("empty interactions file", file=str(path), line=1)
-    delim = "\t" if "\t" in lines[0] else ","
-    header = [h.split(":")[0].strip().lower() for h in lines[0].split(delim)]
-
-    def col(*names: str, required: bool = True) -> int | None:
-        for n in names:
-            if n.lower() in header:
-                return header.index(n.lower())
-        if required:
-            raise InputError("missing column", file=str(path), line=1, field=names[0],
-                             expected=" or ".join(names), got=lines[0])
-        return None
-
-    u, i = col("user_id", "userid", "user"), col("item_id", "movieid", "item")
-    r = col("rating", required=False)
-    out: list[Interaction] = []
-    for n, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = line.split(delim)
-        try:
-            rating = float(parts[r]) if r is not None else None
-            out.append(Interaction(user=parts[u], item=parts[i], rating=rating))  # type: ignore[index]
-        except (IndexError, ValueError) as err:
-            field = "rating" if isinstance(err, ValueError) else "columns"
-            raise InputError("bad interaction row", file=str(path), line=n, field=field,
-                             got=line) from err
-    return out
-
-
 def write_report(folder: Path, report: RunReport, markdown: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "report.md") as f:
         f.write(markdown)
     with atomic_write(folder / "report.json") as f:
         f.write(report.model_dump_json(indent=2))
-
-
-def read_answer_key(path: Path) -> list[tuple[str, str, str]]:
-    """The demo's hidden facts: TSV `head relation tail` with a header line."""
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        if line.strip():
-            h, r, t = line.split("\t")
-            rows.append((h, r, t))
-    return rows
 
 
 def dump_json(path: Path, data: Mapping[str, object]) -> None:

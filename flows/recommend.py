@@ -3,7 +3,8 @@
 Reads `<run_dir>/ripplenet/` (kg_final.txt + item_index2entity_id.txt, and ratings_final.txt
 when the run was given interactions; otherwise `interactions` supplies them), trains and
 evaluates one RippleNet per seed, writes `<run_dir>/recommender.json` and publishes a markdown
-artifact. Thin tasks around `recsys`; the numbers come from `recsys.cli.graph_auc`'s pieces.
+artifact. Thin tasks around `recsys` (`recsys.export_data.load_export`, `recsys.train`,
+`recsys.evaluate.summarize`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NONE  # noqa: E402
 
 from kgenrich.kg.atomic import atomic_write  # noqa: E402
-from kgenrich.recsys.cli import load_export, summarize  # noqa: E402
+from kgenrich.kg.ratings import DEFAULT_RATING_THRESHOLD, DEFAULT_RATINGS_SEED  # noqa: E402
 from kgenrich.recsys.data import RippleData  # noqa: E402
+from kgenrich.recsys.evaluate import summarize  # noqa: E402
+from kgenrich.recsys.export_data import load_export  # noqa: E402
 from kgenrich.recsys.params import RippleParams  # noqa: E402
 from kgenrich.recsys.params import preset as make_preset  # noqa: E402
 from kgenrich.recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
@@ -34,7 +37,8 @@ RESULT_FILE = "recommender.json"
 
 @task(name="load-ripplenet", cache_policy=NONE)
 def load_task(run_dir: Path, *, interactions: Path | None, rating_threshold: float) -> RippleData:
-    return load_export(run_dir, interactions=interactions, rating_threshold=rating_threshold)
+    return load_export(run_dir, interactions=interactions, rating_threshold=rating_threshold,
+                       seed=DEFAULT_RATINGS_SEED)
 
 
 @task(name="train-evaluate", cache_policy=NONE)
@@ -50,7 +54,7 @@ def evaluate_graph(
     seeds: Sequence[int] = (1, 2, 3),
     preset: str = "movie",
     epochs: int | None = None,
-    rating_threshold: float = 4.0,
+    rating_threshold: float = DEFAULT_RATING_THRESHOLD,
 ) -> dict[str, Any]:
     """RippleNet test AUC/ACC (mean ± std over `seeds`) of the graph a kgenrich run exported;
     also written to `<run_dir>/recommender.json` and published as a markdown artifact."""

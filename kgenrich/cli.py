@@ -181,8 +181,9 @@ def run(
 
 def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
     """The flow's inputs and the one Settings object from `run`/`serve` options."""
+    from kgenrich.errors import InputError
     from kgenrich.flows.enrich import EnrichInputs
-    from kgenrich.flows.io import MappingSpec
+    from kgenrich.kg.io.catalog import CatalogMapping
 
     o = opts
     settings = load_settings(o["config"], {
@@ -195,14 +196,18 @@ def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
         "discover.use_llm": False if o["no_discover"] else None,
         "discover.use_spacy": False if o["no_discover"] else None,
     })
+    try:
+        mapping = CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
+                                 attributes=_parse_pairs(o["attr"], "--attr"),
+                                 list_separator=o["list_sep"], format=o["catalog_format"])
+    except ValidationError as err:
+        raise InputError(err.errors()[0]["msg"], field="mapping") from err
     inputs = EnrichInputs(
         catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
         seed_format=o["seed_format"], seed_link=o["seed_link"],
         interactions=o["interactions"], run_name=o["run_name"], store=o["store"],
         seed_on_error="skip" if o["seed_skip_bad"] else "raise",
-        mapping=MappingSpec(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
-                            attributes=_parse_pairs(o["attr"], "--attr"),
-                            list_separator=o["list_sep"], format=o["catalog_format"]),
+        mapping=mapping,
     )
     return inputs, settings
 
@@ -345,7 +350,7 @@ def recommend_train(
 ) -> None:
     """Train RippleNet on an export and save the model."""
     _setup_logging(False)
-    from kgenrich.recsys.cli import train_command
+    from kgenrich.cli_recommend import train_command
 
     raise typer.Exit(train_command(data_dir, preset=preset, seed=seed, epochs=epochs,
                                    out_model=out_model, interactions=interactions))
@@ -362,7 +367,7 @@ def recommend_evaluate(
 ) -> None:
     """Test AUC/ACC of RippleNet on an export (6:2:2 split per seed)."""
     _setup_logging(False)
-    from kgenrich.recsys.cli import evaluate_command
+    from kgenrich.cli_recommend import evaluate_command
 
     seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     raise typer.Exit(evaluate_command(data_dir, preset=preset, seeds=seed_list,

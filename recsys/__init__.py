@@ -8,6 +8,11 @@ Public API (everything else is internal):
 * :class:`recsys.params.RippleParams`, :func:`recsys.params.preset` (``"book"``, ``"movie"``)
 * :func:`recsys.train.train_and_evaluate` -> :class:`EvalResult`;
   :func:`recsys.train.save_model` / :func:`recsys.train.load_model`
+* :func:`recsys.export_data.load_export` (a kgenrich run's RippleNet export) and
+  :func:`recsys.evaluate.graph_auc` / :func:`recsys.evaluate.summarize` (AUC/ACC over seeds)
+
+Input files are read through ``kgenrich.kg.io``; ratings are labelled by
+``kgenrich.kg.ratings.label_ratings``.  Nothing here imports flows, pipeline or the CLI.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from kgenrich.recsys.data import (
 )
 from kgenrich.recsys.errors import DataFormatError, RecsysError
 from kgenrich.recsys.params import PRESETS, RippleParams, preset
-from kgenrich.recsys.train import EvalResult, TrainedModel, load_model, save_model, train_and_evaluate
+from kgenrich.recsys.train import (
+    EvalResult,
+    TrainedModel,
+    load_model,
+    save_model,
+    train_and_evaluate,
+)
 
 __all__ = [
     "PRESETS",

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kgenrich.errors import InputError
+from kgenrich.kg.io.interactions import InteractionTable, read_interaction_table
+from kgenrich.kg.io.recbole import read_atomic
+from kgenrich.kg.ratings import label_ratings
 from kgenrich.recsys.errors import DataFormatError
-from kgenrich.recsys.sampling import sample_per_group
 
 logger = logging.getLogger(__name__)
 
@@ -223,87 +226,19 @@ def load_ripplenet_dir(path: str | Path) -> RippleData:
 # --- RecBole atomic files ------------------------------------------------------------------
 
 
-def _read_atomic(path: Path, *, required: tuple[str, ...]) -> dict[str, list[tuple[int, str]]]:
-    """Read a RecBole atomic file into ``{field: [(line, value), ...]}`` for ``required``."""
-    with path.open(encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n")
-        names: list[str] = []
-        for column in header.split("\t"):
-            name, sep, ftype = column.partition(":")
-            if not sep or not name or not ftype:
-                raise DataFormatError(
-                    file=str(path), line=1, field=column or "<empty>",
-                    expected="a 'name:type' header column", got=repr(column),
-                )
-            names.append(name)
-        for name in required:
-            if name not in names:
-                raise DataFormatError(
-                    file=str(path), line=1, field=name,
-                    expected=f"a header column named {name!r}", got=repr(header),
-                )
-        index = {name: names.index(name) for name in required}
-        out: dict[str, list[tuple[int, str]]] = {name: [] for name in required}
-        for number, text in enumerate(handle, start=2):
-            text = text.rstrip("\r\n")
-            if not text.strip():
-                continue
-            parts = text.split("\t")
-            if len(parts) != len(names):
-                raise DataFormatError(
-                    file=str(path), line=number, field="row",
-                    expected=f"{len(names)} tab-separated columns", got=f"{len(parts)} columns",
-                )
-            for name, col in index.items():
-                value = parts[col].strip()
-                if not value:
-                    raise DataFormatError(
-                        file=str(path), line=number, field=name,
-                        expected="a non-empty value", got="''",
-                    )
-                out[name].append((number, value))
-    return out
+def _interactions(path: Path) -> InteractionTable:
+    try:
+        return read_interaction_table(path)
+    except InputError as err:  # reported as this package's error, fields kept
+        raise DataFormatError.from_input(err) from err
 
 
-def _floats(path: Path, field: str, cells: list[tuple[int, str]]) -> np.ndarray:
-    values = np.empty(len(cells), dtype=np.float64)
-    for i, (number, text) in enumerate(cells):
-        try:
-            values[i] = float(text)
-        except ValueError as err:
-            raise DataFormatError(
-                file=str(path), line=number, field=field, expected="a number", got=repr(text)
-            ) from err
-        if not np.isfinite(values[i]):
-            raise DataFormatError(
-                file=str(path), line=number, field=field, expected="a finite number",
-                got=repr(text),
-            )
-    return values
-
-
-def _sample_negatives(
-    *, users: np.ndarray, items: np.ndarray, positive: np.ndarray, n_items: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """RippleNet's negatives: per user, as many items as positives, drawn without replacement
-    from the items the user never rated (capped at how many such items exist)."""
-    n_users = int(users.max()) + 1
-    codes = np.unique(users * n_items + items)
-    rated_user = codes // n_items
-    rated_item = codes % n_items
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rated_user, minlength=n_users), out=indptr[1:])
-    n_pos = np.bincount(np.unique(users[positive] * n_items + items[positive]) // n_items,
-                        minlength=n_users)
-    pool = n_items - np.diff(indptr)
-    g, p = sample_per_group(pool_sizes=pool, n_samples=np.minimum(n_pos, pool), rng=rng)
-    # The p-th unrated item of user g is p + #{rated r_j : r_j - j <= p}, with j the rank of
-    # r_j among the user's rated items (r_j - j is non-decreasing, so a searchsorted answers).
-    rank = np.arange(codes.size, dtype=np.int64) - indptr[rated_user]
-    keys = rated_user * (n_items + 1) + (rated_item - rank)
-    below = np.searchsorted(keys, g * (n_items + 1) + p, side="right") - indptr[g]
-    return g, p + below
+def _columns(path: Path, names: tuple[str, ...]) -> dict[str, list[tuple[int, str]]]:
+    """``{name: [(line, value), ...]}`` of an atomic file's ``names`` columns."""
+    try:
+        return read_atomic(path).columns(names)
+    except InputError as err:
+        raise DataFormatError.from_input(err) from err
 
 
 def load_recbole(
@@ -311,64 +246,50 @@ def load_recbole(
     kg: str | Path | None = None,
     link: str | Path | None = None,
     *,
-    positive_threshold: float,
+    rating_threshold: float,
     seed: int = 0,
 ) -> RippleData:
     """Convert RecBole atomic files to RippleNet's labelled form, as RippleNet preprocesses.
 
-    * ``.inter`` needs ``user_id`` and ``item_id``; rows with ``rating >= positive_threshold``
-      are positives (without a ``rating`` column every row is positive).  Each user with a
-      positive gets as many negatives, drawn (seeded by ``seed``) from the items the user never
-      rated; users without a positive are dropped.  Users and items are numbered in sorted
-      token order; every item in ``.inter`` is kept, linked to the KG or not.
+    * ``.inter`` needs ``user_id`` and ``item_id`` (read by ``kg.io.interactions``); rows are
+      labelled by ``kg.ratings.label_ratings``: ``rating >= rating_threshold`` (or no
+      ``rating`` column) is a positive, each user with a positive gets as many negatives drawn
+      (seeded by ``seed``) from the items the user never rated; users without a positive are
+      dropped.  Users and items are numbered in sorted token order; every item in ``.inter``
+      is kept, linked to the KG or not.
     * ``.link`` (``item_id``, ``entity_id``) makes item ``i``'s entity entity ``i``; without
       it, KG tokens equal to item tokens are taken to be those items.  Other entities follow
       in sorted token order; relations are numbered in sorted token order.
     * ``.kg`` (``head_id``, ``relation_id``, ``tail_id``) is optional (no KG).
     """
     inter_path = Path(inter)
-    with inter_path.open(encoding="utf-8") as handle:
-        has_rating = "rating" in [c.partition(":")[0] for c in handle.readline().split("\t")]
-    required = ("user_id", "item_id", "rating") if has_rating else ("user_id", "item_id")
-    cols = _read_atomic(inter_path, required=required)
-    if not cols["user_id"]:
+    table = _interactions(inter_path)
+    if not table.users:
         raise DataFormatError(
             file=str(inter_path), line=2, field="row", expected="at least one interaction",
             got="no rows",
         )
-    user_tok = np.array([v for _, v in cols["user_id"]])
-    item_tok = np.array([v for _, v in cols["item_id"]])
-    if has_rating:
-        positive = _floats(inter_path, "rating", cols["rating"]) >= positive_threshold
-    else:
-        positive = np.ones(user_tok.size, dtype=bool)
-    if not positive.any():
+    user_names, user_idx = np.unique(np.array(table.users), return_inverse=True)
+    item_names, item_idx = np.unique(np.array(table.items), return_inverse=True)
+    n_items = int(item_names.size)
+    labelled = label_ratings(
+        users=user_idx, items=item_idx,
+        ratings=None if table.ratings is None else np.array(table.ratings, dtype=np.float64),
+        n_items=n_items, rating_threshold=rating_threshold, seed=seed,
+    )
+    if labelled.rows.shape[0] == 0:
         raise DataFormatError(
             file=str(inter_path), line=None, field="rating",
-            expected=f"at least one rating >= {positive_threshold}", got="none",
+            expected=f"at least one rating >= {rating_threshold}", got="none",
         )
-
-    item_names, item_idx = np.unique(item_tok, return_inverse=True)
-    user_names = np.unique(user_tok[positive])
-    keep = np.isin(user_tok, user_names)
-    user_idx = np.searchsorted(user_names, user_tok[keep])
-    item_idx, positive = item_idx[keep], positive[keep]
-    n_items = int(item_names.size)
-    neg_users, neg_items = _sample_negatives(
-        users=user_idx, items=item_idx, positive=positive, n_items=n_items,
-        rng=np.random.default_rng(seed),
-    )
-    pos_codes = np.unique(user_idx[positive] * n_items + item_idx[positive])
-    ratings = np.concatenate([
-        np.stack([pos_codes // n_items, pos_codes % n_items, np.ones_like(pos_codes)], axis=1),
-        np.stack([neg_users, neg_items, np.zeros_like(neg_users)], axis=1),
-    ])
-    ratings = ratings[np.lexsort((-ratings[:, 2], ratings[:, 0]))]
+    ratings = labelled.rows
+    user_names = user_names[labelled.kept_users]
+    n_pos = int(ratings[:, 2].sum())
 
     entity_of_token: dict[str, int] = {}
     if link is not None:
         link_path = Path(link)
-        lcols = _read_atomic(link_path, required=("item_id", "entity_id"))
+        lcols = _columns(link_path, ("item_id", "entity_id"))
         item_pos = {name: i for i, name in enumerate(item_names.tolist())}
         entity_line: dict[str, int] = {}
         item_line: dict[int, int] = {}
@@ -397,7 +318,7 @@ def load_recbole(
     kg_array: np.ndarray | None = None
     if kg is not None:
         kg_path = Path(kg)
-        kcols = _read_atomic(kg_path, required=("head_id", "relation_id", "tail_id"))
+        kcols = _columns(kg_path, ("head_id", "relation_id", "tail_id"))
         heads = [v for _, v in kcols["head_id"]]
         tails = [v for _, v in kcols["tail_id"]]
         others = sorted({*heads, *tails} - entity_of_token.keys())
@@ -418,7 +339,7 @@ def load_recbole(
             )
     logger.info(
         "%s: %d users, %d items, %d positives, %d negatives",
-        inter_path, user_names.size, n_items, pos_codes.size, neg_users.size,
+        inter_path, user_names.size, n_items, n_pos, ratings.shape[0] - n_pos,
     )
     return make_ripple_data(ratings=ratings, kg=kg_array, source=str(inter_path))
 

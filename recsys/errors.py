@@ -34,3 +34,13 @@ class DataFormatError(RecsysError, InputError, ValueError):
         self.field = field
         self.expected = expected
         self.got = got
+
+    @classmethod
+    def from_input(cls, err: InputError) -> DataFormatError:
+        """A `kg.io` reader's `InputError` as this package's error: same fields, same message."""
+        out = cls(
+            file=err.file or "", line=err.line, field=err.field or "row",
+            expected=err.expected or "", got=err.got or "",
+        )
+        out.args = err.args
+        return out

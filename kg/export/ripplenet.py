@@ -5,37 +5,33 @@ the ints back to kgenrich ids (`read_seed(..., format="ripplenet")` uses them).
 
 Indexing follows RippleNet: items take entity ints 0..n_items-1 (in `items` order, or sorted
 item ids), then the other entities the triples mention, sorted; relations are numbered in sorted
-order. Ratings follow RippleNet's `preprocess.py`: a rating >= `rating_threshold` (or no rating:
-implicit feedback) is a positive; each user with positives gets as many negatives, drawn without
-replacement from the items they did not rate at all, with a seeded RNG. The directory is
+order. Ratings are labelled by `kg.ratings.label_ratings` (RippleNet's `preprocess.py` rule:
+a rating >= `rating_threshold`, or no rating, is a positive; each user with positives gets as
+many negatives, seeded, from the items they did not rate at all); users are numbered in natural
+order of their ids, among those with a positive. The directory is
 replaced as a whole (`atomic_dir`), so no stale file from an earlier export survives.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from kgenrich.kg.atomic import atomic_dir
 from kgenrich.kg.export._common import check_token, entity_index, item_id_of, natural_key
 from kgenrich.kg.ids import item_entity_id
+from kgenrich.kg.ratings import (
+    DEFAULT_RATING_THRESHOLD,
+    DEFAULT_RATINGS_SEED,
+    Interaction,
+    label_ratings,
+)
 from kgenrich.kg.records import Entity, Triple
 
 logger = logging.getLogger(__name__)
-
-
-class Interaction(BaseModel):
-    """One user-item interaction; `rating` None means implicit feedback (a positive)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    user: str
-    item: str
-    rating: float | None = None
 
 
 def write_ripplenet(
@@ -45,8 +41,8 @@ def write_ripplenet(
     triples: Iterable[Triple],
     items: Sequence[str] | None = None,
     interactions: Iterable[Interaction] | None = None,
-    rating_threshold: float = 4.0,
-    seed: int = 0,
+    rating_threshold: float = DEFAULT_RATING_THRESHOLD,
+    seed: int = DEFAULT_RATINGS_SEED,
 ) -> dict[str, int]:
     """Write the RippleNet files into directory `path` (see the module docstring).
 
@@ -91,10 +87,10 @@ def write_ripplenet(
         _write_index(out / "entity_index.tsv", "entity_id", entity_ids)
         _write_index(out / "relation_index.tsv", "relation", relation_ids)
         if interactions is not None:
-            rows, users, stats = _ratings(
+            rows, users, stats = ripplenet_ratings(
                 interactions,
                 item_index={i: n for n, i in enumerate(item_list)},
-                threshold=rating_threshold,
+                rating_threshold=rating_threshold,
                 seed=seed,
             )
             _write_lines(out / "ratings_final.txt", (f"{u}\t{i}\t{lab}\n" for u, i, lab in rows))
@@ -118,51 +114,54 @@ def _write_index(file: Path, name: str, index: dict[str, int]) -> None:
     _write_lines(file, rows())
 
 
-def _ratings(
+def ripplenet_ratings(
     interactions: Iterable[Interaction],
     *,
-    item_index: dict[str, int],
-    threshold: float,
+    item_index: Mapping[str, int],
+    rating_threshold: float,
     seed: int,
 ) -> tuple[list[tuple[int, int, int]], dict[str, int], dict[str, int]]:
-    positives: dict[str, set[int]] = {}
-    negatives: dict[str, set[int]] = {}
+    """The `ratings_final.txt` rows `(user, item, label)` of `interactions`, labelled by
+    `kg.ratings.label_ratings`, with the user index (id -> int) and counts.
+
+    `item_index` maps item ids to their ints; interactions with other items are dropped and
+    counted. Users are numbered in natural order of their ids, among those with a positive.
+    """
+    known: list[Interaction] = []
     unknown_items = 0
     for x in interactions:
-        item = item_index.get(x.item)
-        if item is None:
+        if x.item in item_index:
+            known.append(x)
+        else:
             unknown_items += 1  # RippleNet drops ratings of items outside the KG's item list
-            continue
-        positive = x.rating is None or x.rating >= threshold
-        (positives if positive else negatives).setdefault(x.user, set()).add(item)
-        positives.setdefault(x.user, set())
-    rng = np.random.default_rng(seed)
-    n_items = len(item_index)
-    users: dict[str, int] = {}
-    rows: list[tuple[int, int, int]] = []
-    short = 0
-    for user in sorted(positives, key=natural_key):
-        pos = positives[user]
-        if not pos:
-            continue  # only low ratings: RippleNet has no positive to pair negatives with
-        u = users.setdefault(user, len(users))
-        rows.extend((u, i, 1) for i in sorted(pos))
-        free = np.ones(n_items, dtype=bool)
-        free[list(pos)] = False
-        free[list(negatives.get(user, ()))] = False
-        pool = np.flatnonzero(free)
-        k = min(len(pos), pool.size)
-        short += len(pos) - k
-        rows.extend((u, int(i), 0) for i in np.sort(rng.choice(pool, size=k, replace=False)))
+    names = sorted({x.user for x in known}, key=natural_key)
+    user_of = {name: n for n, name in enumerate(names)}
+    labelled = label_ratings(
+        users=np.array([user_of[x.user] for x in known], dtype=np.int64),
+        items=np.array([item_index[x.item] for x in known], dtype=np.int64),
+        ratings=np.array(
+            [np.nan if x.rating is None else x.rating for x in known], dtype=np.float64
+        ),
+        n_items=len(item_index),
+        rating_threshold=rating_threshold,
+        seed=seed,
+    )
+    users = {names[int(u)]: n for n, u in enumerate(labelled.kept_users)}
+    rows = [(int(u), int(i), int(lab)) for u, i, lab in labelled.rows]
     if unknown_items:
         logger.warning("%d interactions name items outside the item list; skipped", unknown_items)
-    if short:
-        logger.warning("%d negatives missing: some users rated almost every item", short)
+    if labelled.missing_negatives:
+        logger.warning(
+            "%d negatives missing: some users rated almost every item", labelled.missing_negatives
+        )
     stats = {
         "users": len(users),
         "ratings": len(rows),
         "positives": sum(1 for r in rows if r[2] == 1),
         "skipped_interactions": unknown_items,
-        "missing_negatives": short,
+        "missing_negatives": labelled.missing_negatives,
     }
     return rows, users, stats
+
+
+__all__ = ["Interaction", "ripplenet_ratings", "write_ripplenet"]

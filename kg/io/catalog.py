@@ -27,6 +27,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kgenrich.kg.io._text import BAD_BYTE, MAX_FIELD_CHARS, check_field, read_text, split_lines
+from kgenrich.kg.io.recbole import ATOMIC_TYPES, parse_header
 from kgenrich.kg.records import Item
 from kgenrich.errors import InputError
 
@@ -52,8 +53,9 @@ class CatalogMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    title: str
+    # "id" and "title" are the demo catalog's and the CLI's default column names.
+    id: str = "id"
+    title: str = "title"
     text: tuple[str, ...] = ()
     # column -> ontology relation; several columns may feed the same relation.
     attributes: Mapping[str, str] = Field(default_factory=dict)
@@ -242,22 +244,8 @@ def _lines_keepends(text: str) -> Iterator[str]:
 
 
 def _recbole_header(header: list[str], *, file: str) -> tuple[list[str], set[str]]:
-    names: list[str] = []
-    seq: set[str] = set()
-    for column in header:
-        name, sep, ftype = column.partition(":")
-        if not sep or not name or ftype not in ("token", "token_seq", "float", "float_seq"):
-            raise InputError(
-                "bad RecBole header column",
-                file=file,
-                line=1,
-                field=column,
-                expected="name:token, name:token_seq, name:float or name:float_seq",
-            )
-        names.append(name)
-        if ftype.endswith("_seq"):
-            seq.add(name)
-    return names, seq
+    fields = parse_header(header, file=file, types=ATOMIC_TYPES)
+    return [f.name for f in fields], {f.name for f in fields if f.is_seq}
 
 
 def _delimited_rows(reader: Any, *, header: list[str], file: str) -> Iterator[Row]:

@@ -37,6 +37,7 @@ from rdflib.namespace import OWL, SKOS, XSD
 
 from kgenrich.kg.ids import item_entity_id, mint_entity_id, slug
 from kgenrich.kg.io._text import check_field, read_text, split_lines
+from kgenrich.kg.io.recbole import read_atomic
 from kgenrich.kg.namespace import KGE, KGE_IRI, local_name
 from kgenrich.kg.records import Decision, Entity, Ontology, Provenance, Rejection, SourceKind, Triple
 from kgenrich.errors import InputError
@@ -407,6 +408,8 @@ def _fields(
 
 
 _HRT = ("head", "relation", "tail")
+_RECBOLE_KG_HEADER = ("head_id:token", "relation_id:token", "tail_id:token")
+_RECBOLE_KG_NAMES = ("head_id", "relation_id", "tail_id")
 
 
 def _tsv_rows(file: Path, *, builder: _Builder) -> Iterator[tuple[int, _Node, str, _Node]]:
@@ -424,25 +427,10 @@ def _tsv_rows(file: Path, *, builder: _Builder) -> Iterator[tuple[int, _Node, st
 
 
 def _recbole_rows(file: Path, *, builder: _Builder) -> Iterator[tuple[int, _Node, str, _Node]]:
-    lines = split_lines(read_text(file))
-    if not lines:
-        raise InputError("empty file: no header line", file=builder.file, line=1, field="header")
-    header = [c.strip() for c in lines[0].split("\t")]
-    want = ["head_id:token", "relation_id:token", "tail_id:token"]
-    if header != want:
-        raise InputError(
-            "bad RecBole .kg header",
-            file=builder.file,
-            line=1,
-            field="header",
-            expected="\t".join(want),
-            got=lines[0],
-        )
-    for line_no, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+    atomic = read_atomic(file, header=_RECBOLE_KG_HEADER)
+    for line_no, text in atomic.lines:
         try:
-            head, relation, tail = _fields(line, file=builder.file, line_no=line_no, names=_HRT)
+            head, relation, tail = atomic.row(line_no, text, required=_RECBOLE_KG_NAMES).cells
         except InputError as err:
             builder.error(err)
             continue

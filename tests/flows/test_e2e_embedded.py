@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.flows.io import read_run
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
 
@@ -38,7 +39,7 @@ def test_enrich_with_real_embedded_model(tmp_path: Path) -> None:
     inputs = EnrichInputs(
         catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
         out_dir=tmp_path / "out", seed=DATA / "seed.tsv", run_name="e2e",
-        mapping=MappingSpec(text=("description",),
+        mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
     )

@@ -8,7 +8,8 @@ import pytest
 import rdflib
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.flows.io import read_run
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.errors import InputError
 from kgenrich.settings import Settings
@@ -24,7 +25,7 @@ def _inputs(tmp_path: Path, catalog: Path = DATA / "catalog.csv") -> EnrichInput
         out_dir=tmp_path / "out",
         seed=DATA / "seed.tsv",
         run_name="test",
-        mapping=MappingSpec(text=("description",),
+        mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
     )

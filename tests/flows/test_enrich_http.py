@@ -12,7 +12,8 @@ from typing import Any
 from scripted_server import TEST_KEY, ScriptedServer, http_error, rate_limited
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.flows.io import read_run
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
 
@@ -47,7 +48,7 @@ def _run(tmp_path: Path, server: ScriptedServer, name: str, review: Path | None 
     inputs = EnrichInputs(
         catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
         out_dir=tmp_path / name, seed=DATA / "seed.tsv", run_name=name, review=review,
-        mapping=MappingSpec(text=("description",),
+        mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
     )

@@ -12,7 +12,8 @@ from typing import Any
 from scripted_server import TEST_KEY, Fault, ScriptedServer, http_error
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec, read_run
+from kgenrich.flows.io import read_run
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import SourceKind
 from kgenrich.runs.state import FAILED, StateStore
 from kgenrich.settings import Settings
@@ -82,7 +83,7 @@ def _run(tmp_path: Path, server: ScriptedServer, catalog: Path, name: str) -> Ru
     inputs = EnrichInputs(
         catalog=catalog, ontology=ROOT / "data" / "ontology" / "movies.json",
         out_dir=tmp_path / "out", seed=DATA / "seed.tsv", run_name=name,
-        mapping=MappingSpec(text=("description",),
+        mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
     )

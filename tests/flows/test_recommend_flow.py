@@ -14,7 +14,8 @@ import torch
 from kgenrich.flows.recommend import RESULT_FILE, evaluate_graph
 from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
-from kgenrich.recsys.cli import evaluate_command, load_export
+from kgenrich.cli_recommend import evaluate_command
+from kgenrich.recsys.export_data import load_export
 
 N_ITEMS = 40  # items i0..i19 form cluster 0, i20..i39 cluster 1
 N_USERS = 60

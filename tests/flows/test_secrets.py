@@ -14,7 +14,7 @@ import pytest
 from scripted_server import TEST_KEY, ScriptedServer, http_error
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -73,7 +73,7 @@ def test_key_in_no_log_artifact_parameter_or_file(tmp_path: Path, all_logs: _Eve
     inputs = EnrichInputs(
         catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
         out_dir=out, seed=DATA / "seed.tsv", run_name="secret",
-        mapping=MappingSpec(text=("description",),
+        mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",
                                         "country": "country_of_origin"}),
     )

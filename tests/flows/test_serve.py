@@ -18,7 +18,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from scripted_server import TEST_KEY
 
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.flows.io import MappingSpec
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.flows.serve import (
     deployment_parameters,
     local_prefect_server,
@@ -39,7 +39,7 @@ def _inputs(tmp_path: Path) -> EnrichInputs:
     return EnrichInputs(
         catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
         out_dir=tmp_path / "out",
-        mapping=MappingSpec(text=("description",), attributes={"director": "directed_by"}),
+        mapping=CatalogMapping(text=("description",), attributes={"director": "directed_by"}),
     )
 
 

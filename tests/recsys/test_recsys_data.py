@@ -153,7 +153,7 @@ def _recbole(tmp_path: Path, inter: str = INTER, kg: str = KG_FILE, link: str = 
 
 def test_recbole_round_trip(tmp_path: Path) -> None:
     inter, kg, link = _recbole(tmp_path)
-    data = load_recbole(inter, kg, link, positive_threshold=4, seed=3)
+    data = load_recbole(inter, kg, link, rating_threshold=4, seed=3)
     items = ["m1", "m2", "m3", "m4", "m5"]  # sorted tokens -> 0..4
     pos = data.ratings[data.ratings[:, 2] == 1]
     neg = data.ratings[data.ratings[:, 2] == 0]
@@ -172,14 +172,14 @@ def test_recbole_round_trip(tmp_path: Path) -> None:
 
 def test_recbole_negatives_are_seeded(tmp_path: Path) -> None:
     inter, kg, link = _recbole(tmp_path)
-    a = load_recbole(inter, kg, link, positive_threshold=4, seed=1)
-    b = load_recbole(inter, kg, link, positive_threshold=4, seed=1)
+    a = load_recbole(inter, kg, link, rating_threshold=4, seed=1)
+    b = load_recbole(inter, kg, link, rating_threshold=4, seed=1)
     np.testing.assert_array_equal(a.ratings, b.ratings)
 
 
 def test_recbole_without_kg_or_link(tmp_path: Path) -> None:
     inter, _, _ = _recbole(tmp_path)
-    data = load_recbole(inter, positive_threshold=4)
+    data = load_recbole(inter, rating_threshold=4)
     assert data.kg.shape == (0, 3) and data.n_entities == data.n_items
 
 
@@ -203,7 +203,7 @@ def test_recbole_errors_name_file_line_field(
     files = {"inter": INTER, "kg": KG_FILE, "link": LINK} | {which: text}
     inter, kg, link = _recbole(tmp_path, files["inter"], files["kg"], files["link"])
     with pytest.raises(DataFormatError) as info:
-        load_recbole(inter, kg, link, positive_threshold=4)
+        load_recbole(inter, kg, link, rating_threshold=4)
     err = info.value
     assert err.file == str(tmp_path / f"x.{which}")
     assert (err.line, err.field) == (line, field)
@@ -242,9 +242,9 @@ def test_recbole_labelling_property(
     )
     if all(r < threshold for _, _, r in rows):
         with pytest.raises(DataFormatError):
-            load_recbole(path, positive_threshold=threshold)
+            load_recbole(path, rating_threshold=threshold)
         return
-    data = load_recbole(path, positive_threshold=threshold, seed=0)
+    data = load_recbole(path, rating_threshold=threshold, seed=0)
     items = sorted({f"i{i}" for _, i, _ in rows})
     users = sorted({f"u{u}" for u, _, r in rows if r >= threshold})
     rated = {(users.index(f"u{u}"), items.index(f"i{i}")) for u, i, _ in rows if f"u{u}" in users}
