@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kgenrich.kg.attributes import has_attribute_evidence  # noqa: E402
+from kgenrich.verification.attributes import has_attribute_evidence  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python bench/verify_report.py"

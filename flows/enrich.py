@@ -44,13 +44,13 @@ from kgenrich.kg.records import (  # noqa: E402
     Triple,
     dedupe_triples,
 )
+from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.kg.state import DONE, FAILED, PENDING, ChunkCommit, StateStore  # noqa: E402
-from kgenrich.settings import Settings  # noqa: E402
+from kgenrich.settings import Settings, VerifySettings  # noqa: E402
 from kgenrich.pipeline import assemble  # noqa: E402
 from kgenrich.pipeline import incremental as inc  # noqa: E402
 from kgenrich.pipeline.candidates import to_triples  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples, item_entities  # noqa: E402
-from kgenrich.pipeline.combiner import base_combiner, refit_from_review, review_examples  # noqa: E402
 from kgenrich.pipeline.complete import (  # noqa: E402
     complete_tails,
     labels_for_prompts,
@@ -62,16 +62,15 @@ from kgenrich.pipeline.llm.base import LLM  # noqa: E402
 from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport, build_report, render_markdown  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
-from kgenrich.pipeline.review import apply_review, review_queue  # noqa: E402
+from kgenrich.pipeline.review import review_queue  # noqa: E402
 from kgenrich.pipeline.verify import (  # noqa: E402
-    Combiner,
     Context,
-    FittedVerifier,
-    fit_verifier,
-    text_fallback,
+    ReviewedVerification,
     verify_context,
-    verify_triples,
+    verify_with_review,
 )
+from kgenrich.verification.combiner import Combiner, choose_combiner  # noqa: E402
+from kgenrich.verification.scorers import Scorer, fit_scorer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -138,28 +137,23 @@ def complete_task(items: list[Item], *, llm: LLM, **kwargs: Any) -> inc.ChunkOut
     return inc.split_outcome("complete", [it.id for it in items], result, tracked.failures)
 
 
-@task(name="fit-verifier", cache_policy=NONE)
-def fit_verifier_task(trusted: list[Triple], **kwargs: Any) -> FittedVerifier:
-    return fit_verifier(trusted, **kwargs)
-
-
-@task(name="fit-text-fallback", cache_policy=NONE)
-def fit_fallback_task(
-    trusted: list[Triple], *, labels: dict[str, str], seed: int
-) -> Callable[[Sequence[tuple[str, str, str]]], Any]:
-    return text_fallback(trusted, labels=labels, seed=seed)
+@task(name="fit-scorer", cache_policy=NONE)
+def fit_scorer_task(
+    name: str, trusted: list[Triple], *, settings: VerifySettings, labels: dict[str, str]
+) -> Scorer:
+    return fit_scorer(name, [t.key for t in trusted], settings=settings, labels=labels)
 
 
 @task(name="verify", cache_policy=NONE)
 def verify_task(
-    candidates: list[Triple], *, verifier: FittedVerifier, ontology: Ontology,
-    entity_types: dict[str, str], review_band: tuple[float, float], combiner: Combiner,
-    context: Context,
-) -> StageResult[Triple]:
-    return verify_triples(
-        candidates, ontology=ontology, entity_types=entity_types, knows=verifier.knows,
-        score=verifier.score, probability=verifier.probability, review_band=review_band,
-        verifier_name=verifier.name, combiner=combiner, context=context,
+    candidates: list[Triple], *, scorer: Scorer, ontology: Ontology,
+    entity_types: dict[str, str], combiner: Combiner, context: Context,
+    reviewed: list[ReviewRow], settings: VerifySettings,
+) -> ReviewedVerification:
+    return verify_with_review(
+        candidates, ontology=ontology, entity_types=entity_types, scorer=scorer,
+        combiner=combiner, context=context, reviewed=reviewed,
+        refit_min_labels=settings.refit_min_labels, target_precision=settings.target_precision,
     )
 
 
@@ -419,38 +413,26 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         base_keys = {t.key for t in base}
         candidates = [t for t in dedupe_triples(candidates) if t.key not in base_keys]
         v = settings.verify
-        verifier = fit_verifier_task(assemble.trusted(base), model=v.model, dim=v.dim,
-                                     epochs=v.epochs, seed=v.seed, holdout=v.holdout,
-                                     scorer=v.kge_scorer)
+        entity_labels = {e.id: e.label for e in index.by_id.values()}
+        verifier = fit_scorer_task(v.kge_scorer, assemble.trusted(base), settings=v,
+                                   labels=entity_labels)
         entity_types = {e.id: e.type for e in index.by_id.values()}
         context = verify_context(base)
         if v.text_fallback and any(not verifier.knows(*t.key) for t in candidates):
-            context = dataclasses.replace(context, fallback=fit_fallback_task(
-                assemble.trusted(base), labels={e.id: e.label for e in index.by_id.values()},
-                seed=v.seed))
+            context = dataclasses.replace(context, fallback=fit_scorer_task(
+                "text", assemble.trusted(base), settings=v, labels=entity_labels).probability)
         review_file = inputs.review or inputs.out_dir / "review.jsonl"
         reviewed = fio.read_review(review_file) if review_file.is_file() else []
-        combiner = base_combiner(
+        combiner = choose_combiner(
             v.combiner, review_band=v.review_band, accept_at=v.accept_at,
             target_precision=v.target_precision,
             model=fio.read_confidence_model(v.confidence_model) if v.confidence_model else None)
-
-        def run_verify(comb: Combiner) -> StageResult[Triple]:
-            return verify_task(candidates, verifier=verifier, ontology=ontology,
-                               entity_types=entity_types, review_band=v.review_band,
-                               combiner=comb, context=context)
-
-        stages["verify"] = run_verify(combiner)
-        combiner_note = f"{combiner.name}, accept at {combiner.accept_at:.3f}"
-        if any(r.verdict for r in reviewed):
-            feats, labels_ = review_examples(stages["verify"].kept, reviewed)
-            refit, combiner_note = refit_from_review(
-                combiner, feats, labels_, min_labels=v.refit_min_labels,
-                target_precision=v.target_precision)
-            if refit is not combiner:
-                stages["verify"] = run_verify(refit)
-        verified, review_counts = apply_review(stages["verify"].kept, rows=reviewed)
-        triples = [*base, *verified]
+        checked = verify_task(candidates, scorer=verifier, ontology=ontology,
+                              entity_types=entity_types, combiner=combiner, context=context,
+                              reviewed=reviewed, settings=v)
+        stages["verify"] = checked.stage
+        combiner_note, review_counts = checked.combiner_note, dict(checked.review_counts)
+        triples = [*base, *checked.triples]
         entities = _used_entities(index, triples)
         labels = {e.id: e.label for e in entities}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kgenrich.kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
+from kgenrich.verification.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
 
 COL = {name: i for i, name in enumerate(ATTRIBUTE_FEATURE_NAMES)}
 
