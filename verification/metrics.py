@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class ReliabilityDiagram:
     """Equal-width bins over [0, 1]: how often triples with a given probability are true."""

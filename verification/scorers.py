@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, overload
 
 import numpy as np
 
@@ -264,6 +264,14 @@ def split_holdout(
     return train, held
 
 
+@overload
+def _fit_kge(
+    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[False]
+) -> CalibratedScorer: ...
+@overload
+def _fit_kge(
+    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[True]
+) -> StackedScorer | CalibratedScorer: ...
 def _fit_kge(
     trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: bool
 ) -> StackedScorer | CalibratedScorer:

@@ -200,8 +200,9 @@ def test_verify_routes_schema_unknown_and_confidence() -> None:
     def score(ts: Sequence[tuple[str, str, str]]) -> np.ndarray:
         return np.array([5.0 if t == "person/a" else -5.0 for _, _, t in ts])
 
-    scorer = FunctionScorer(name="test", knows_fn=lambda h, r, t: h in known and t in known,
-                            kge_fn=score, probability_fn=lambda keys: 1 / (1 + np.exp(-score(keys))))
+    scorer = FunctionScorer(
+        name="test", knows_fn=lambda h, r, t: h in known and t in known, kge_fn=score,
+        probability_fn=lambda keys: 1 / (1 + np.exp(-score(keys))))
     res = verify_triples(
         cands, ontology=ONT, entity_types=types, scorer=scorer,
         combiner=Combiner.rule((0.4, 0.6)),
