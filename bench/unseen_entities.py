@@ -1,4 +1,4 @@
-"""Benchmark the text fallback verifier (kg/fallback.py) on entities the model never saw.
+"""Benchmark the text fallback verifier (verification/fallback.py) on entities the model never saw.
 
 Protocol, on FB15k-237 with entity names and descriptions (entity2wikidata.json):
   1. Hold out a seeded random fraction of the train entities that have a text; drop every train

@@ -6,9 +6,9 @@ calibrator on valid positives/negatives only, report every metric on test (overa
 relation). Writes JSON to ``--out`` and a markdown summary next to it (``--md``); with
 ``--merge`` the runs are appended to the runs already in ``--out`` (one report across configs).
 ``--load-model DIR`` evaluates a verifier saved by ``--save-model`` instead of training one.
-``--stack`` adds the stacked classifier (``kg/stack.py``: KGE scores of this model and of any
-``--stack-model DIR`` plus train-graph features, fitted on valid); the primary score kind of a
-run is the one with the best 5-fold cross-validated accuracy on valid.
+``--stack`` adds the stacked classifier (``verification/stack.py``: KGE scores of this model and
+of any ``--stack-model DIR`` plus train-graph features, fitted on valid); the primary score kind
+of a run is the one with the best 5-fold cross-validated accuracy on valid.
 
     python bench/verify.py --data ../shared/data/codex-s --out reports/verify_codex_s.json
 """

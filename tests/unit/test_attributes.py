@@ -1,4 +1,4 @@
-"""Attribute evidence (kg/attributes.py): constant rules, log-odds, leave-one-out."""
+"""Attribute evidence (verification/attributes.py): constant rules, log-odds, leave-one-out."""
 
 from __future__ import annotations
 
