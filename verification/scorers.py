@@ -69,8 +69,13 @@ class Scorer(Protocol):
         ...
 
 
-#: How a scorer is fitted: trusted keys, the verify settings, entity id -> label.
-FitScorer = Callable[..., Scorer]
+class FitScorer(Protocol):
+    """How a scorer is fitted: trusted keys, the verify settings, entity id -> label."""
+
+    def __call__(
+        self, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
+        labels: Mapping[str, str],
+    ) -> Scorer: ...
 
 
 @dataclass(frozen=True)

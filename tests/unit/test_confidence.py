@@ -199,3 +199,19 @@ def test_features_from_triple_reads_provenance() -> None:
     )
     g = features_from_triple(extracted, kge_probability=0.7)
     assert g.extracted and g.evidence_found and g.samples == 1
+
+
+def test_default_model_is_the_packaged_json_with_the_reported_numbers() -> None:
+    """The shipped weights live in one place, the package; the report file holds the same."""
+    import json
+    from importlib.resources import files
+    from pathlib import Path
+
+    packaged = json.loads(
+        files("kgenrich.verification").joinpath("default_confidence_model.json").read_text())
+    assert packaged["accept_at"] == DEFAULT_THRESHOLD
+    assert ConfidenceModel.from_json(json.dumps(packaged)) == DEFAULT_MODEL
+    report = Path(__file__).resolve().parents[2] / "reports" / "confidence_default_model.json"
+    if report.is_file():
+        assert {k: v for k, v in packaged.items() if k != "accept_at"} == json.loads(
+            report.read_text())
