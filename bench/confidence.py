@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kgenrich.kg.records import Triple  # noqa: E402
-from kgenrich.pipeline.confidence import (  # noqa: E402
+from kgenrich.verification.confidence import (  # noqa: E402
     FEATURES,
     ConfidenceFeatures,
     ConfidenceModel,

@@ -20,7 +20,7 @@ Protocol (all variants share the ratings, the splits and the seeds):
   asked for the first ``--starring-items`` of them only. Prompts show the item's title and
   release year and its remaining (visible) facts; genres are restricted to the genre labels
   of the hidden graph; person names are free text.
-* Verification: ``pipeline.verify.fit_verifier`` on the hidden graph's triples (trusted),
+* Verification: ``verification.scorers.fit_scorer`` on the hidden graph's triples (trusted),
   ``verify_triples`` with the default ``VerifySettings``; (d) adds the ACCEPTED triples.
 * Variants: (a) no KG, (b) full KG, (c) hidden KG, (d) (c) + accepted restored triples,
   (d') (c) + all proposals, (e) (c) + as many random triples as (d) added (random item heads;
@@ -577,7 +577,9 @@ def complete_and_verify(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The LLM completion stage, then verification; returns the candidate rows and the
     report sections about them."""
-    from kgenrich.pipeline.verify import fit_verifier, verify_triples
+    from kgenrich.pipeline.verify import verify_triples
+    from kgenrich.verification.combiner import Combiner
+    from kgenrich.verification.scorers import fit_scorer
 
     del items
     settings = Settings()
@@ -603,14 +605,12 @@ def complete_and_verify(
     v = settings.verify
     print(f"verify: fitting {v.model} (dim {v.dim}, {v.epochs} epochs) on {len(visible)} "
           "trusted triples", flush=True)
-    verifier = fit_verifier(assemble.trusted(visible), model=v.model, dim=v.dim,
-                            epochs=v.epochs, seed=v.seed, holdout=v.holdout,
-                            scorer=v.kge_scorer)
+    verifier = fit_scorer(v.kge_scorer, [t.key for t in assemble.trusted(visible)],
+                          settings=v, labels={})
     entity_types = {e.id: e.type for e in index.by_id.values()}
     verified = list(verify_triples(
-        proposals, ontology=ontology, entity_types=entity_types, knows=verifier.knows,
-        score=verifier.score, probability=verifier.probability, review_band=v.review_band,
-        verifier_name=verifier.name).kept)
+        proposals, ontology=ontology, entity_types=entity_types, scorer=verifier,
+        combiner=Combiner.rule(v.review_band)).kept)
     decisions = Counter(t.provenance.decision.value for t in verified)
     print(f"verify: {verifier.summary()}; {dict(decisions)}", flush=True)
     labels = {e.id: e.label for e in index.by_id.values()}

@@ -1,4 +1,4 @@
-"""Benchmark the text fallback verifier (kg/fallback.py) on entities the model never saw.
+"""Benchmark the text fallback verifier (verification/fallback.py) on entities the model never saw.
 
 Protocol, on FB15k-237 with entity names and descriptions (entity2wikidata.json):
   1. Hold out a seeded random fraction of the train entities that have a text; drop every train
@@ -44,14 +44,14 @@ import numpy as np
 # Allow running as a script from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kgenrich.kg.fallback import (  # noqa: E402
+from kgenrich.verification.fallback import (  # noqa: E402
     FallbackConfig,
     FallbackScorer,
     LabeledTriple,
     TextEncoder,
     entity_text,
-    sample_tail_corruptions,
 )
+from kgenrich.verification.negatives import tail_corruptions  # noqa: E402
 
 logger = logging.getLogger("bench.unseen_entities")
 
@@ -328,8 +328,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     eval_sizes: dict[str, Any] = {}
     for variant, pool in (("uniform", tails_distinct), ("frequency", tails_weighted)):
-        pairs = sample_tail_corruptions(positives, tail_pool=pool, known=known, n_per_triple=1,
-                                        seed=args.seed + 1000)
+        pairs = tail_corruptions(positives, tail_pool=pool, known=known, per_triple=1,
+                                 seed=args.seed + 1000, independent_tries=50).pairs()
         pos_idx = np.array([i for i, _ in pairs], dtype=np.int64)
         triples = [positives[i] for i in pos_idx] + [c for _, c in pairs]
         labels = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])

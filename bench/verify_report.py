@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kgenrich.kg.attributes import has_attribute_evidence  # noqa: E402
+from kgenrich.verification.attributes import has_attribute_evidence  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python bench/verify_report.py"
@@ -65,7 +65,7 @@ def _model_label(cfg: dict[str, Any]) -> str:
 
 
 def _evidence_label(run: dict[str, Any]) -> str:
-    """Runs whose stacker saw the attribute evidence of ``kg/attributes.py``."""
+    """Runs whose stacker saw the attribute evidence of ``verification/attributes.py``."""
     names = run["classification_by_score_kind"]["stacked"]["calibrator"].get("features", [])
     return " (+ attribute evidence)" if has_attribute_evidence(names) else ""
 
@@ -364,7 +364,7 @@ def confidence_section(conf: dict[str, Any]) -> list[str]:
     out += [
         "![precision/recall](verify_pr_curve.png)",
         "",
-        "Final model (all rows; these are `pipeline.confidence.DEFAULT_MODEL`):",
+        "Final model (all rows; these are `verification.confidence.DEFAULT_MODEL`):",
         "",
         "| term | weight |",
         "|---|---|",
@@ -386,7 +386,7 @@ def unseen_section(un: dict[str, Any]) -> list[str]:
         "",
         f"From `reports/unseen_entities_fb15k237.md`: {un['n_held_out_entities']} train "
         "entities held out, their test triples scored by the text fallback "
-        f"(`kg.fallback`, {un['encoder']['name']}) against one type-consistent corrupted "
+        f"(`verification.fallback`, {un['encoder']['name']}) against one type-consistent corrupted "
         "tail each.",
         "",
         "| negatives | scorer | n | accuracy | F1 | ECE | Brier | AUC |",

@@ -25,7 +25,7 @@ from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
 from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
-from kgenrich.pipeline.verify import FittedVerifier  # noqa: E402
+from kgenrich.pipeline.verify import ReviewedVerification  # noqa: E402
 from kgenrich.runs import report as rr  # noqa: E402
 from kgenrich.runs.book import open_run, run_name  # noqa: E402
 from kgenrich.runs.chunks import CHUNK_JOBS  # noqa: E402
@@ -33,7 +33,8 @@ from kgenrich.runs.engine import ChunkFuture  # noqa: E402
 from kgenrich.runs.graph import BaseGraph, base_graph  # noqa: E402
 from kgenrich.runs.llm_stages import run_llm_stages  # noqa: E402
 from kgenrich.runs.state import StateStore  # noqa: E402
-from kgenrich.runs.verification import Verified, fit_run_verifier, verify_candidates  # noqa: E402
+from kgenrich.runs.verification import fit_run_scorer, verify_candidates  # noqa: E402
+from kgenrich.verification.scorers import Scorer  # noqa: E402
 from prefect import Task, flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NONE  # noqa: E402
@@ -85,16 +86,16 @@ def submit_stage(stage: str, chunk: list[Item], kwargs: dict[str, Any]) -> Chunk
     return STAGE_TASKS[stage].submit(chunk, **kwargs)
 
 
-@task(name="fit-verifier", cache_policy=NONE)
-def fit_verifier_task(graph: BaseGraph, settings: VerifySettings) -> FittedVerifier:
-    return fit_run_verifier(graph, settings=settings)
+@task(name="fit-scorer", cache_policy=NONE)
+def fit_scorer_task(graph: BaseGraph, settings: VerifySettings) -> Scorer:
+    return fit_run_scorer(graph, settings=settings)
 
 
 @task(name="verify", cache_policy=NONE)
-def verify_task(graph: BaseGraph, candidates: list[Triple], *, verifier: FittedVerifier,
-                settings: VerifySettings, review: Path) -> Verified:
+def verify_task(graph: BaseGraph, candidates: list[Triple], *, scorer: Scorer,
+                settings: VerifySettings, review: Path) -> ReviewedVerification:
     return verify_candidates(
-        graph, candidates, verifier=verifier, settings=settings,
+        graph, candidates, scorer=scorer, settings=settings,
         reviewed=fio.read_review(review) if review.is_file() else [],
         confidence_model=fio.read_confidence_model(settings.confidence_model)
         if settings.confidence_model else None)
@@ -119,12 +120,12 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
                                      submit=submit_stage)
         settled = book.settle(graph, llm_out.runs)
-        verifier = fit_verifier_task(quote(graph), settings.verify)
+        scorer = fit_scorer_task(quote(graph), settings.verify)
         review_file = inputs.review or inputs.out_dir / "review.jsonl"
-        verified = verify_task(quote(graph), quote(llm_out.candidates), verifier=verifier,
+        verified = verify_task(quote(graph), quote(llm_out.candidates), scorer=scorer,
                                settings=settings.verify, review=review_file)
         result = rr.run_result(graph, verified)
-        report = rr.run_report(book, graph=graph, llm=llm_out, verifier=verifier,
+        report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,
                                verified=verified, settled=settled, result=result,
                                settings=settings, wall_seconds=time.perf_counter() - start,
                                extra=inputs.extra_report)

@@ -19,9 +19,9 @@ from kgenrich.kg.records import Entity, Item, Ontology, Triple
 from kgenrich.errors import ConfigError, InputError
 from kgenrich.settings import ExportSettings
 from kgenrich.pipeline.assemble import exported
-from kgenrich.pipeline.confidence import ConfidenceModel
+from kgenrich.verification.confidence import ConfidenceModel
 from kgenrich.pipeline.report import RunReport
-from kgenrich.pipeline.review import ReviewRow
+from kgenrich.kg.review import ReviewRow
 
 
 def read_ontology(path: Path) -> Ontology:

@@ -1,6 +1,6 @@
 """kgenrich's RDF vocabulary and IRI minting.
 
-`KGE` holds our own terms as an rdflib `DefinedNamespace` that raises on a misspelt term.
+`KGN` holds our own terms as an rdflib `DefinedNamespace` that raises on a misspelt term.
 Relations (`KGR`) and entity types (`KGT`) come from user ontologies, so they are plain
 namespaces. `entity_iri` percent-encodes any entity id so the IRI always re-parses; `entity_id`
 inverts it.
@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 from rdflib import Namespace, URIRef
 from rdflib.namespace import DefinedNamespace
 
-KGE_IRI = "https://kgenrich.dev/ns#"
+KGN_IRI = "https://kgenrich.dev/ns#"
 KGR = Namespace("https://kgenrich.dev/rel/")
 KGT = Namespace("https://kgenrich.dev/type/")
 
@@ -26,10 +26,12 @@ _SAFE = "/-._~"
 RESERVED_PREFIXES = ("graph/", "stmt/")
 
 
-class KGE(DefinedNamespace):
-    """kgenrich's own terms (https://kgenrich.dev/ns#)."""
+class KGN(DefinedNamespace):
+    """kgenrich's own terms (https://kgenrich.dev/ns#).
 
-    _NS = Namespace(KGE_IRI)
+    Named KGN, not KGE: in this field KGE is a knowledge-graph embedding model."""
+
+    _NS = Namespace(KGN_IRI)
     _fail = True
 
     # On entities
@@ -55,12 +57,12 @@ class KGE(DefinedNamespace):
     graph: URIRef  # the named graph holding the asserted fact (absent when not asserted)
 
 
-# Provenance.scores keys with a term of their own; others go through KGE.score.
+# Provenance.scores keys with a term of their own; others go through KGN.score.
 SCORE_TERMS: dict[str, URIRef] = {
-    "confidence": KGE.confidence,
-    "kge": KGE.kgeScore,
-    "kge_probability": KGE.kgeProbability,
-    "agreement": KGE.agreement,
+    "confidence": KGN.confidence,
+    "kge": KGN.kgeScore,
+    "kge_probability": KGN.kgeProbability,
+    "agreement": KGN.agreement,
 }
 
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*\Z")
@@ -96,8 +98,8 @@ def relation_iri(name: str) -> URIRef:
 
 
 def type_iri(name: str) -> URIRef:
-    """The IRI of an entity type; "Thing" (no type known) maps to `KGE.Thing`."""
-    return KGE.Thing if name == "Thing" else KGT[quote(name, safe="")]
+    """The IRI of an entity type; "Thing" (no type known) maps to `KGN.Thing`."""
+    return KGN.Thing if name == "Thing" else KGT[quote(name, safe="")]
 
 
 def graph_iri(base: str, source: str) -> URIRef:

@@ -36,7 +36,7 @@ from rdflib import PROV, RDF, RDFS, SKOS, VOID, XSD, Graph
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export.rdf import DEFAULT_FACT_DECISIONS, literal, write_nquads
 from kgenrich.kg.ids import item_entity_id
-from kgenrich.kg.namespace import KGE, KGE_IRI, KGR, KGT, check_base, entity_iri, graph_iri
+from kgenrich.kg.namespace import KGN, KGN_IRI, KGR, KGT, check_base, entity_iri, graph_iri
 from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, SourceKind, Triple
 from kgenrich.errors import ConfigError, ExportError, InputError
 
@@ -59,7 +59,7 @@ PREFIXES: dict[str, str] = {
     "xsd": str(XSD),
     "skos": str(SKOS),
     "prov": str(PROV),
-    "kge": KGE_IRI,
+    "kge": KGN_IRI,
     "kgr": str(KGR),
     "kgt": str(KGT),
 }
@@ -74,10 +74,10 @@ _RDF_TYPE = ox.NamedNode(str(RDF.type))
 _RDF_SUBJECT = ox.NamedNode(str(RDF.subject))
 _RDF_PREDICATE = ox.NamedNode(str(RDF.predicate))
 _RDF_OBJECT = ox.NamedNode(str(RDF.object))
-_KGE_GRAPH = ox.NamedNode(str(KGE.graph))
-_KGE_SCORE = ox.NamedNode(str(KGE.score))
-_KGE_SOURCE = ox.NamedNode(str(KGE.source))
-_KGE_ITEM_ID = ox.NamedNode(str(KGE.itemId))
+_KGN_GRAPH = ox.NamedNode(str(KGN.graph))
+_KGN_SCORE = ox.NamedNode(str(KGN.score))
+_KGN_SOURCE = ox.NamedNode(str(KGN.source))
+_KGN_ITEM_ID = ox.NamedNode(str(KGN.itemId))
 _RDF_STATEMENT = ox.NamedNode(str(RDF.Statement))
 _FORMATS: dict[str, ox.RdfFormat] = {
     "turtle": ox.RdfFormat.TURTLE,
@@ -261,7 +261,7 @@ class GraphStore:
             if is_stmt:
                 refacts |= _asserted_facts(old, gone)
             for q in gone:
-                if q.predicate == _KGE_SCORE and isinstance(q.object, ox.BlankNode):
+                if q.predicate == _KGN_SCORE and isinstance(q.object, ox.BlankNode):
                     for bq in list(db.quads_for_pattern(q.object, None, None, _DEFAULT)):
                         db.remove(bq)
                         removed += 1
@@ -279,7 +279,7 @@ class GraphStore:
             supported = any(
                 ox.Quad(s.subject, _RDF_PREDICATE, r) in db
                 and ox.Quad(s.subject, _RDF_OBJECT, t) in db
-                and ox.Quad(s.subject, _KGE_GRAPH, g) in db
+                and ox.Quad(s.subject, _KGN_GRAPH, g) in db
                 for s in db.quads_for_pattern(None, _RDF_SUBJECT, h, _DEFAULT)
             )
             fact = ox.Quad(h, r, t, g)
@@ -376,7 +376,7 @@ class GraphStore:
             candidates = [
                 *(
                     q.subject
-                    for q in db.quads_for_pattern(None, _KGE_ITEM_ID, ox.Literal(item), _DEFAULT)
+                    for q in db.quads_for_pattern(None, _KGN_ITEM_ID, ox.Literal(item), _DEFAULT)
                 ),
                 *(q.subject for q in db.quads_for_pattern(None, _RDF_SUBJECT, iri, _DEFAULT)),
             ]
@@ -386,7 +386,7 @@ class GraphStore:
                     isinstance(st, ox.NamedNode)
                     and st not in seen
                     and ox.Quad(st, _RDF_TYPE, _RDF_STATEMENT, _DEFAULT) in db
-                    and any(ox.Quad(st, _KGE_SOURCE, k, _DEFAULT) in db for k in kinds)
+                    and any(ox.Quad(st, _KGN_SOURCE, k, _DEFAULT) in db for k in kinds)
                 ):
                     seen.add(st)
                     found.append(st)
@@ -404,13 +404,13 @@ class GraphStore:
             h, r, t, g = fact
             return all(
                 ox.Quad(st, p, o, _DEFAULT) in db
-                for p, o in ((_RDF_PREDICATE, r), (_RDF_OBJECT, t), (_KGE_GRAPH, g))
+                for p, o in ((_RDF_PREDICATE, r), (_RDF_OBJECT, t), (_KGN_GRAPH, g))
             )
 
         doomed: dict[_FactKey, None] = {}
         for st in stmts:
             h, r, t = one(st, _RDF_SUBJECT), one(st, _RDF_PREDICATE), one(st, _RDF_OBJECT)
-            g = one(st, _KGE_GRAPH)
+            g = one(st, _KGN_GRAPH)
             if h is None or r is None or t is None or g is None:
                 continue  # not asserted (rejected): no fact to drop
             fact = (h, r, t, g)
@@ -660,7 +660,7 @@ def _asserted_facts(old: set[ox.Quad], gone: set[ox.Quad]) -> set[_FactKey]:
     return {
         (h, r, t, q.object)
         for q in gone
-        if q.predicate == _KGE_GRAPH and isinstance(q.object, ox.NamedNode)
+        if q.predicate == _KGN_GRAPH and isinstance(q.object, ox.NamedNode)
     }
 
 

@@ -4,35 +4,9 @@ marks `accept` or `reject`; the next run applies those verdicts (pure functions;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from kgenrich.kg.records import Decision, Triple
-
-Verdict = Literal["", "accept", "reject"]
-
-
-class ReviewRow(BaseModel):
-    """One line of the review file. A person fills `verdict` (and optionally `reviewer`)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    head: str
-    relation: str
-    tail: str
-    head_label: str = ""
-    tail_label: str = ""
-    source: str = ""
-    confidence: float | None = None
-    reason: str = ""
-    evidence: str | None = None
-    verdict: Verdict = ""
-    reviewer: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.head, self.relation, self.tail)
+from kgenrich.kg.review import ReviewRow
 
 
 def review_queue(

@@ -9,14 +9,14 @@ from typing import Any
 
 from kgenrich.kg.records import Entity, StageResult, Triple
 from kgenrich.pipeline.report import RunReport, build_report, render_markdown
-from kgenrich.pipeline.verify import FittedVerifier
+from kgenrich.pipeline.verify import ReviewedVerification
 from kgenrich.runs.book import RunBook, Settled
 from kgenrich.runs.bookkeeping import render_markdown_section
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.llm_stages import LLMStages
-from kgenrich.runs.verification import Verified
 
 from kgenrich.settings import Settings
+from kgenrich.verification.scorers import Scorer
 
 
 @dataclass
@@ -31,28 +31,28 @@ class RunResult:
         return {e.id: e.label for e in self.entities}
 
 
-def run_result(graph: BaseGraph, verified: Verified) -> RunResult:
+def run_result(graph: BaseGraph, verified: ReviewedVerification) -> RunResult:
     return RunResult(entities=graph.entities(), triples=[*graph.base, *verified.triples])
 
 
 def run_report(
-    book: RunBook, *, graph: BaseGraph, llm: LLMStages, verifier: FittedVerifier,
-    verified: Verified, settled: Settled, result: RunResult, settings: Settings,
+    book: RunBook, *, graph: BaseGraph, llm: LLMStages, scorer: Scorer,
+    verified: ReviewedVerification, settled: Settled, result: RunResult, settings: Settings,
     wall_seconds: float, extra: Mapping[str, Any],
 ) -> RunReport:
     stages: dict[str, StageResult[Any]] = {**graph.stages, **llm.results,
-                                            "verify": verified.result}
+                                            "verify": verified.stage}
     return build_report(
         book.run, stages, result.triples, wall_seconds=wall_seconds,
         extra={"llm model": f"{settings.llm.backend}:{settings.llm.model}",
-               "verifier": verifier.summary(), "confidence combiner": verified.combiner_note,
+               "verifier": scorer.summary(), "confidence combiner": verified.combiner_note,
                "items": len(graph.items), "entities": len(result.entities),
                "llm failures": llm.usage.failures,
                "incremental": book.incremental_summary(llm.runs, settled=settled,
                                                        chunk_size=settings.chunk_size),
                "failed items": len(settled.failed_items),
                "retracted items": [r.item_id for r in book.retracted],
-               **verified.review_counts, **extra})
+               **dict(verified.review_counts), **extra})
 
 
 def report_markdown(report: RunReport, *, book: RunBook, settled: Settled) -> str:

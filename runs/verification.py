@@ -1,78 +1,47 @@
-"""The run's verification step: the verifier fitted on the trusted base graph, then every
+"""The run's verification step: the scorer fitted on the trusted base graph, then every
 candidate verified, review verdicts applied and the combiner refitted on them."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from kgenrich.kg.records import StageResult, Triple
+from kgenrich.kg.records import Triple
+from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline import assemble
-from kgenrich.pipeline.combiner import base_combiner, refit_from_review, review_examples
-from kgenrich.pipeline.confidence import ConfidenceModel
-from kgenrich.pipeline.review import ReviewRow, apply_review
-from kgenrich.pipeline.verify import (
-    Combiner,
-    FittedVerifier,
-    fit_verifier,
-    text_fallback,
-    verify_context,
-    verify_triples,
-)
+from kgenrich.pipeline.verify import ReviewedVerification, verify_context, verify_with_review
 from kgenrich.runs.graph import BaseGraph
-
 from kgenrich.settings import VerifySettings
+from kgenrich.verification.combiner import choose_combiner
+from kgenrich.verification.confidence import ConfidenceModel
+from kgenrich.verification.scorers import Scorer, fit_scorer
 
 
-def fit_run_verifier(graph: BaseGraph, *, settings: VerifySettings) -> FittedVerifier:
-    """The KGE verifier trained on the base graph's trusted triples."""
-    v = settings
-    return fit_verifier(assemble.trusted(graph.base), model=v.model, dim=v.dim, epochs=v.epochs,
-                        seed=v.seed, holdout=v.holdout, scorer=v.kge_scorer)
-
-
-@dataclass
-class Verified:
-    """Verification's result, the candidates after review verdicts, and what the report says."""
-
-    result: StageResult[Triple]
-    triples: list[Triple]  # verified candidates with the review verdicts applied
-    combiner_note: str
-    review_counts: dict[str, Any]
+def fit_run_scorer(graph: BaseGraph, *, settings: VerifySettings) -> Scorer:
+    """The ``verify.kge_scorer`` scorer fitted on the base graph's trusted triples."""
+    return fit_scorer(settings.kge_scorer, _trusted_keys(graph), settings=settings,
+                      labels=graph.labels())
 
 
 def verify_candidates(
-    graph: BaseGraph, candidates: Sequence[Triple], *, verifier: FittedVerifier,
+    graph: BaseGraph, candidates: Sequence[Triple], *, scorer: Scorer,
     settings: VerifySettings, reviewed: Sequence[ReviewRow],
     confidence_model: ConfidenceModel | None,
-) -> Verified:
-    """Verify, refit the combiner on the review file's verdicts (if it has enough) and verify
-    again with it, then apply the verdicts."""
+) -> ReviewedVerification:
+    """Verify every candidate (the text fallback scores those the KGE never saw), refit the
+    combiner on the review file's verdicts if it has enough, and apply the verdicts."""
     v = settings
     context = verify_context(graph.base)
-    if v.text_fallback and any(not verifier.knows(*t.key) for t in candidates):
-        context = dataclasses.replace(context, fallback=text_fallback(
-            assemble.trusted(graph.base), labels=graph.labels(), seed=v.seed))
-    combiner = base_combiner(v.combiner, review_band=v.review_band, accept_at=v.accept_at,
-                             target_precision=v.target_precision, model=confidence_model)
-    entity_types = graph.entity_types()
+    if v.text_fallback and any(not scorer.knows(*t.key) for t in candidates):
+        fallback = fit_scorer("text", _trusted_keys(graph), settings=v, labels=graph.labels())
+        context = dataclasses.replace(context, fallback=fallback.probability)
+    combiner = choose_combiner(v.combiner, review_band=v.review_band, accept_at=v.accept_at,
+                               target_precision=v.target_precision, model=confidence_model)
+    return verify_with_review(
+        candidates, ontology=graph.ontology, entity_types=graph.entity_types(), scorer=scorer,
+        combiner=combiner, context=context, reviewed=reviewed,
+        refit_min_labels=v.refit_min_labels, target_precision=v.target_precision)
 
-    def run(comb: Combiner) -> StageResult[Triple]:
-        return verify_triples(
-            candidates, ontology=graph.ontology, entity_types=entity_types, knows=verifier.knows,
-            score=verifier.score, probability=verifier.probability, review_band=v.review_band,
-            verifier_name=verifier.name, combiner=comb, context=context)
 
-    result = run(combiner)
-    note = f"{combiner.name}, accept at {combiner.accept_at:.3f}"
-    if any(r.verdict for r in reviewed):
-        feats, labels = review_examples(result.kept, reviewed)
-        refit, note = refit_from_review(combiner, feats, labels, min_labels=v.refit_min_labels,
-                                        target_precision=v.target_precision)
-        if refit is not combiner:
-            result = run(refit)
-    triples, counts = apply_review(result.kept, rows=reviewed)
-    return Verified(result=result, triples=list(triples), combiner_note=note,
-                    review_counts=dict(counts))
+def _trusted_keys(graph: BaseGraph) -> list[tuple[str, str, str]]:
+    return [t.key for t in assemble.trusted(graph.base)]

@@ -46,8 +46,8 @@ from rdflib.namespace import SKOS
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export._common import entity_index, item_id_of, referenced_ids
 from kgenrich.kg.namespace import (
-    KGE,
-    KGE_IRI,
+    KGN,
+    KGN_IRI,
     KGR,
     KGT,
     RESERVED_PREFIXES,
@@ -77,7 +77,7 @@ _PREFIXES = {
     "rdfs": str(RDFS),
     "xsd": str(XSD),
     "skos": str(SKOS),
-    "kge": KGE_IRI,
+    "kge": KGN_IRI,
     "kgr": str(KGR),
     "kgt": str(KGT),
 }
@@ -105,7 +105,7 @@ _VOCAB: dict[str, str] = {
     "subject": str(RDF.subject),
     "predicate": str(RDF.predicate),
     "object": str(RDF.object),
-    **{name: KGE_IRI + name for name in KGE.__annotations__},
+    **{name: KGN_IRI + name for name in KGN.__annotations__},
 }
 
 
@@ -193,7 +193,7 @@ _OPTIONAL = (
     ("reason", "reason"),
     ("acceptedBy", "accepted_by"),
 )
-_SCORE_NAMES = {key: term[len(KGE_IRI) :] for key, term in SCORE_TERMS.items()}
+_SCORE_NAMES = {key: term[len(KGN_IRI) :] for key, term in SCORE_TERMS.items()}
 
 
 def _statement_pairs(

@@ -38,7 +38,7 @@ from rdflib.namespace import OWL, SKOS, XSD
 from kgenrich.kg.ids import item_entity_id, mint_entity_id, slug
 from kgenrich.kg.io._text import check_field, read_text, split_lines
 from kgenrich.kg.io.recbole import read_atomic
-from kgenrich.kg.namespace import KGE, KGE_IRI, local_name
+from kgenrich.kg.namespace import KGN, KGN_IRI, local_name
 from kgenrich.kg.records import Decision, Entity, Ontology, Provenance, Rejection, SourceKind, Triple
 from kgenrich.errors import InputError
 
@@ -57,7 +57,7 @@ DEFAULT_AUXILIARY_KEYS: Mapping[str, str] = {
 DEFAULT_MISSING_VALUES: tuple[str, ...] = ("N/A",)
 _TSV_HEADERS = {("head", "relation", "tail"), ("subject", "predicate", "object"), ("h", "r", "t")}
 # RDF predicates that describe nodes or statements rather than relate entities.
-_META_NAMESPACES = (str(RDF), str(RDFS), str(OWL), str(SKOS), KGE_IRI)
+_META_NAMESPACES = (str(RDF), str(RDFS), str(OWL), str(SKOS), KGN_IRI)
 
 
 class SeedGraph(BaseModel):
@@ -619,8 +619,8 @@ def _rdf_rows(
             return cached
         iri = str(term)
         typed = rdf_type(term)
-        entity_id = first_literal(term, KGE.entityId)
-        item_id = first_literal(term, KGE.itemId)
+        entity_id = first_literal(term, KGN.entityId)
+        item_id = first_literal(term, KGN.itemId)
         label = first_literal(term, RDFS.label)
         if item_id is not None:
             builder.links.setdefault(iri, item_id)

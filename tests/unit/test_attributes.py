@@ -1,11 +1,11 @@
-"""Attribute evidence (kg/attributes.py): constant rules, log-odds, leave-one-out."""
+"""Attribute evidence (verification/attributes.py): constant rules, log-odds, leave-one-out."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kgenrich.kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
+from kgenrich.verification.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
 
 COL = {name: i for i, name in enumerate(ATTRIBUTE_FEATURE_NAMES)}
 

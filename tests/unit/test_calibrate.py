@@ -9,16 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgenrich.kg.calibrate import (
-    Calibrator,
+from kgenrich.verification.calibrate import Calibrator, best_threshold
+from kgenrich.verification.metrics import (
     accuracy,
-    best_threshold,
     brier_score,
     expected_calibration_error,
     f1,
     reliability_diagram,
-    type_consistent_corruptions,
 )
+from kgenrich.verification.negatives import tail_corruptions
 
 
 def _separable(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +161,7 @@ KNOWN = [
 
 
 def test_corruptions_are_type_consistent_and_never_true() -> None:
-    result = type_consistent_corruptions(KNOWN[:7], known=KNOWN, per_triple=1, seed=1)
+    result = tail_corruptions(KNOWN[:7], known=KNOWN, per_triple=1, seed=1)
     known = set(KNOWN)
     tails = {r: {t for _, rr, t in KNOWN if rr == r} for _, r, _ in KNOWN}
 
@@ -177,15 +176,15 @@ def test_corruptions_are_type_consistent_and_never_true() -> None:
 
 
 def test_corruptions_report_what_could_not_be_made() -> None:
-    result = type_consistent_corruptions([KNOWN[7]], known=KNOWN, per_triple=2)
+    result = tail_corruptions([KNOWN[7]], known=KNOWN, per_triple=2, seed=0)
     assert result.negatives == ()
     assert result.skipped and result.skipped[0][0] == 0
     assert "country" in result.skipped[0][1]
 
 
 def test_corruptions_are_deterministic() -> None:
-    a = type_consistent_corruptions(KNOWN, known=KNOWN, per_triple=2, seed=7)
-    b = type_consistent_corruptions(list(KNOWN), known=list(reversed(KNOWN)), per_triple=2, seed=7)
+    a = tail_corruptions(KNOWN, known=KNOWN, per_triple=2, seed=7)
+    b = tail_corruptions(list(KNOWN), known=list(reversed(KNOWN)), per_triple=2, seed=7)
     assert a == b
 
 
@@ -202,7 +201,7 @@ _relations = st.sampled_from(["r0", "r1", "r2"])
 def test_corruption_properties(
     graph: list[tuple[str, str, str]], per_triple: int, seed: int
 ) -> None:
-    result = type_consistent_corruptions(graph, known=graph, per_triple=per_triple, seed=seed)
+    result = tail_corruptions(graph, known=graph, per_triple=per_triple, seed=seed)
     known = set(graph)
     tails = {r: {t for _, rr, t in graph if rr == r} for _, r, _ in graph}
     assert not known & set(result.negatives)

@@ -9,10 +9,21 @@ import numpy as np
 import pytest
 
 from kgenrich.kg.records import Decision, Ontology, Provenance, Relation, SourceKind, Triple
-from kgenrich.pipeline.combiner import base_combiner, refit_from_review, review_examples
-from kgenrich.pipeline.confidence import DEFAULT_THRESHOLD, ConfidenceFeatures, ConfidenceModel
-from kgenrich.pipeline.review import ReviewRow, review_queue
-from kgenrich.pipeline.verify import Combiner, Context, verify_context, verify_triples
+from kgenrich.kg.review import ReviewRow
+from kgenrich.pipeline.review import review_queue
+from kgenrich.pipeline.verify import Context, verify_context, verify_triples
+from kgenrich.verification.combiner import (
+    Combiner,
+    choose_combiner,
+    refit_from_review,
+    review_examples,
+)
+from kgenrich.verification.confidence import (
+    DEFAULT_THRESHOLD,
+    ConfidenceFeatures,
+    ConfidenceModel,
+)
+from kgenrich.verification.scorers import FunctionScorer
 
 ONT = Ontology(
     item_type="Movie",
@@ -42,12 +53,13 @@ def _catalog(head: str, rel: str, tail: str) -> Triple:
 
 def _verify(cands: Sequence[Triple], *, combiner: Combiner | None = None,
             context: Context | None = None) -> dict[tuple[str, str, str], Triple]:
+    scorer = FunctionScorer(
+        name="test", knows_fn=lambda h, r, t: h in KNOWN and t in KNOWN,
+        kge_fn=lambda ts: np.zeros(len(ts)),  # KGE says 0.5 for everything it knows
+        probability_fn=lambda keys: 1 / (1 + np.exp(-np.zeros(len(keys)))))
     res = verify_triples(
-        cands, ontology=ONT, entity_types=TYPES,
-        knows=lambda h, r, t: h in KNOWN and t in KNOWN,
-        score=lambda ts: np.zeros(len(ts)),  # KGE says 0.5 for everything it knows
-        probability=lambda s, keys: 1 / (1 + np.exp(-s)),
-        review_band=(0.4, 0.6), verifier_name="test", combiner=combiner, context=context)
+        cands, ontology=ONT, entity_types=TYPES, scorer=scorer,
+        combiner=combiner or Combiner.rule((0.4, 0.6)), context=context)
     assert len(res.kept) == len(cands)  # nothing dropped
     return {t.key: t for t in res.kept}
 
@@ -61,7 +73,8 @@ def test_context_from_base_graph() -> None:
 def test_learned_combiner_reads_catalog_agreement() -> None:
     """The shipped model weighs the catalog's own attribute: a genre the catalog lists beats
     one it does not, with the same KGE probability and agreement."""
-    comb = base_combiner("learned", review_band=(0.4, 0.6))
+    comb = choose_combiner("learned", review_band=(0.4, 0.6), model=None, accept_at=None,
+                           target_precision=0.9)
     assert comb.accept_at == DEFAULT_THRESHOLD and comb.name == "learned"
     ctx = verify_context([_catalog("item/1", "has_genre", "genre/drama"),
                           _catalog("item/2", "has_genre", "genre/horror")])
@@ -129,7 +142,8 @@ def _labelled(n: int) -> tuple[list[ConfidenceFeatures], list[int]]:
 
 
 def test_refit_needs_enough_verdicts_of_both_kinds() -> None:
-    base = base_combiner("rule", review_band=(0.4, 0.6))
+    base = choose_combiner("rule", review_band=(0.4, 0.6), model=None, accept_at=None,
+                           target_precision=0.9)
     feats, labels = _labelled(10)
     same, note = refit_from_review(base, feats, labels, min_labels=30, target_precision=0.9)
     assert same is base and "needs 30" in note
@@ -170,4 +184,5 @@ def test_review_file_keeps_rows_that_already_have_a_verdict() -> None:
 
 def test_unknown_combiner_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown combiner"):
-        base_combiner("magic", review_band=(0.4, 0.6))
+        choose_combiner("magic", review_band=(0.4, 0.6), model=None, accept_at=None,
+                        target_precision=0.9)

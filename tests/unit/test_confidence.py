@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgenrich.pipeline.confidence import (
+from kgenrich.verification.confidence import (
     DEFAULT_MODEL,
     DEFAULT_THRESHOLD,
     ConfidenceFeatures,
     ConfidenceModel,
-    combine,
+    candidate_confidence,
     features_from_triple,
     threshold_for_precision,
 )
@@ -79,9 +79,9 @@ def test_default_model_is_monotone_in_agreement_and_kge(
     p: float, dp: float, a: float, da: float, relation: str, catalog: bool | None, new: bool
 ) -> None:
     common: dict[str, Any] = {"relation": relation, "catalog_agrees": catalog, "new_entity": new}
-    lo = combine(_row(p, a, **common))
-    assert combine(_row(min(1.0, p + dp), a, **common)) >= lo - 1e-12
-    assert combine(_row(p, min(1.0, a + da), **common)) >= lo - 1e-12
+    lo = candidate_confidence(_row(p, a, **common))
+    assert candidate_confidence(_row(min(1.0, p + dp), a, **common)) >= lo - 1e-12
+    assert candidate_confidence(_row(p, min(1.0, a + da), **common)) >= lo - 1e-12
 
 
 def test_default_model_weights_come_from_a_recorded_fit() -> None:
@@ -142,11 +142,11 @@ def test_threshold_for_precision_unreachable_accepts_nothing() -> None:
 def test_missing_kge_probability_is_explicit() -> None:
     none_row = _row(None, 1.0)
     nan_row = _row(math.nan, 1.0)
-    assert combine(none_row) == combine(nan_row)
-    assert 0.0 < combine(none_row) < 1.0
+    assert candidate_confidence(none_row) == candidate_confidence(nan_row)
+    assert 0.0 < candidate_confidence(none_row) < 1.0
     # missing is not read as probability 0 or 1: it uses the kge_missing weight instead
-    assert combine(none_row) != combine(_row(0.0, 1.0))
-    assert combine(none_row) != combine(_row(1.0, 1.0))
+    assert candidate_confidence(none_row) != candidate_confidence(_row(0.0, 1.0))
+    assert candidate_confidence(none_row) != candidate_confidence(_row(1.0, 1.0))
     rows, y = _separable()
     rows = rows + [_row(None, 1.0), _row(None, 1 / 3)]
     y = np.concatenate([y, [1, 0]])
@@ -162,7 +162,7 @@ def test_fallback_probability_used_only_without_kge() -> None:
 
 
 def test_type_failure_scores_zero_and_single_sample_agreement_is_missing() -> None:
-    assert combine(_row(0.99, 1.0, type_ok=False)) == 0.0
+    assert candidate_confidence(_row(0.99, 1.0, type_ok=False)) == 0.0
     model = ConfidenceModel(weights={"agreement": 2.0, "single_sample": 0.5}, intercept=0.0)
     # k == 1: agreement 1.0 is not read as consensus; the single_sample weight stands in for it
     one = model.predict([_row(0.5, 1.0, samples=1)])[0]
@@ -199,3 +199,19 @@ def test_features_from_triple_reads_provenance() -> None:
     )
     g = features_from_triple(extracted, kge_probability=0.7)
     assert g.extracted and g.evidence_found and g.samples == 1
+
+
+def test_default_model_is_the_packaged_json_with_the_reported_numbers() -> None:
+    """The shipped weights live in one place, the package; the report file holds the same."""
+    import json
+    from importlib.resources import files
+    from pathlib import Path
+
+    packaged = json.loads(
+        files("kgenrich.verification").joinpath("default_confidence_model.json").read_text())
+    assert packaged["accept_at"] == DEFAULT_THRESHOLD
+    assert ConfidenceModel.from_json(json.dumps(packaged)) == DEFAULT_MODEL
+    report = Path(__file__).resolve().parents[2] / "reports" / "confidence_default_model.json"
+    if report.is_file():
+        assert {k: v for k, v in packaged.items() if k != "accept_at"} == json.loads(
+            report.read_text())

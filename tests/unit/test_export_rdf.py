@@ -15,7 +15,7 @@ from kgenrich.kg.export.jsonl import read_jsonl
 from kgenrich.kg.export.rdf import write_nquads, write_turtle
 from kgenrich.kg.export.select import select
 from kgenrich.kg.ids import mint_entity_id
-from kgenrich.kg.namespace import KGE, KGR, entity_id, entity_iri, graph_iri
+from kgenrich.kg.namespace import KGN, KGR, entity_id, entity_iri, graph_iri
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
 from kgenrich.errors import ConfigError, ExportError
 
@@ -69,7 +69,7 @@ def test_sparql_filters_by_source_and_confidence(tmp_path: Path) -> None:
           FILTER(?c >= 0.9)
           GRAPH ?g { ?h kgr:starring ?t }
         }"""
-    result = ds.query(query, initNs={"rdf": RDF, "kge": URIRef(str(KGE)), "kgr": KGR})
+    result = ds.query(query, initNs={"rdf": RDF, "kge": URIRef(str(KGN)), "kgr": KGR})
     rows = [(str(row[0]), str(row[1])) for row in result]  # type: ignore[index]
     assert [(entity_id(BASE, h), entity_id(BASE, t)) for h, t in rows] == [
         ("item/m 2", "person/zoë-obrien")
@@ -109,9 +109,9 @@ def test_bad_base_reserved_ids_and_surrogates_leave_no_file(tmp_path: Path) -> N
 
 
 def test_kge_namespace_fails_on_misspelt_terms() -> None:
-    assert str(KGE.confidence) == "https://kgenrich.dev/ns#confidence"
+    assert str(KGN.confidence) == "https://kgenrich.dev/ns#confidence"
     with pytest.raises(AttributeError):
-        KGE.confidense  # noqa: B018
+        KGN.confidense  # noqa: B018
 
 
 _labels = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
@@ -150,7 +150,7 @@ def test_any_label_mints_an_iri_that_round_trips(
             assert entity_id(BASE, str(iri)) == eid
             labels = {o for _s, _p, o, *_ in _quads(graph, (iri, RDFS.label, None))}
             assert labels == {Literal(lab)}
-        evidence = {o for _s, _p, o, *_ in _quads(graph, (None, KGE.evidence, None))}
+        evidence = {o for _s, _p, o, *_ in _quads(graph, (None, KGN.evidence, None))}
         assert evidence == {Literal(label)}
 
 

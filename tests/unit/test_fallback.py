@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgenrich.kg.fallback import (
+from kgenrich.verification.fallback import (
     FallbackConfig,
     FallbackScorer,
     LabeledTriple,
     TextEncoder,
     entity_text,
-    sample_tail_corruptions,
 )
+from kgenrich.verification.negatives import tail_corruptions
 from kgenrich.errors import ConfigError
 
 HAVE_ENCODER = all(
@@ -170,6 +170,7 @@ def test_corruptions_are_type_consistent_and_never_known() -> None:
     triples = [("a", "r", "x"), ("b", "r", "y"), ("c", "s", "z")]
     pool = {"r": ["x", "y", "w"], "s": ["z"]}
     known = {("a", "r", "y")}
-    got = sample_tail_corruptions(triples, tail_pool=pool, known=known, n_per_triple=1, seed=1)
+    got = tail_corruptions(triples, tail_pool=pool, known=known, per_triple=1, seed=1,
+                           independent_tries=50).pairs()
     assert got == [(0, ("a", "r", "w")), (1, ("b", "r", got[1][1][2]))]
     assert got[1][1][2] in {"x", "w"}  # "c" has no other tail for "s": no corruption

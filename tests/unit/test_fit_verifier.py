@@ -1,4 +1,4 @@
-"""fit_verifier: the stacked scorer (default) and the calibrated one, on a small catalog graph."""
+"""fit_scorer: the stacked scorer (default) and the calibrated one, on a small catalog graph."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from kgenrich.kg.records import Provenance, SourceKind, Triple
 from kgenrich.errors import ConfigError
-from kgenrich.pipeline.verify import fit_verifier
+from kgenrich.kg.records import Provenance, SourceKind, Triple
+from kgenrich.settings import VerifySettings
+from kgenrich.verification.scorers import CalibratedScorer, fit_scorer
 
 
 def _graph(movies: int = 90) -> list[Triple]:
@@ -24,8 +25,8 @@ def _graph(movies: int = 90) -> list[Triple]:
 
 
 def _fit(triples: list[Triple], scorer: str, holdout: float = 0.2):  # type: ignore[no-untyped-def]
-    return fit_verifier(triples, model="ComplEx", dim=8, epochs=5, seed=0, holdout=holdout,
-                        scorer=scorer)
+    settings = VerifySettings(model="ComplEx", dim=8, epochs=5, seed=0, holdout=holdout)
+    return fit_scorer(scorer, [t.key for t in triples], settings=settings, labels={})
 
 
 def test_stacked_scorer_uses_the_graph_and_reports_out_of_fold_accuracy() -> None:
@@ -36,7 +37,7 @@ def test_stacked_scorer_uses_the_graph_and_reports_out_of_fold_accuracy() -> Non
     verifier = _fit([t for t in graph if t.key not in keys], "stacked")
     assert verifier.stacker is not None and verifier.name.endswith("+stacked")
     assert 0.0 <= verifier.metrics["stacked holdout accuracy (5-fold CV)"] <= 1.0
-    p = verifier.probability(verifier.score(keys), keys)
+    p = verifier.probability(keys)
     assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
     # the director's genre is the right one for both films
     assert p[0] > p[1] and p[2] > p[3]
@@ -44,19 +45,19 @@ def test_stacked_scorer_uses_the_graph_and_reports_out_of_fold_accuracy() -> Non
 
 def test_calibrated_scorer_keeps_the_per_relation_calibrator() -> None:
     verifier = _fit(_graph(), "calibrated")
-    assert verifier.stacker is None and verifier.name == "kge:ComplEx"
+    assert isinstance(verifier, CalibratedScorer) and verifier.name == "kge:ComplEx"
     keys = [("item/0", "has_genre", "genre/g0")]
-    raw = verifier.score(keys)
+    raw = verifier.kge.score(keys)
     expected = verifier.calibrator.probability(raw, ["has_genre"])
-    np.testing.assert_allclose(verifier.probability(raw, keys), expected)
+    np.testing.assert_allclose(verifier.probability(keys), expected)
 
 
 def test_stacked_scorer_falls_back_when_the_holdout_is_tiny(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="kgenrich.pipeline.verify"):
+    with caplog.at_level(logging.WARNING, logger="kgenrich.verification.scorers"):
         verifier = _fit(_graph(12), "stacked", holdout=0.05)
-    assert verifier.stacker is None
+    assert isinstance(verifier, CalibratedScorer)
     assert "stacked verifier not fitted" in caplog.text
 
 
@@ -67,7 +68,7 @@ def test_unknown_scorer_is_a_config_error() -> None:
 
 def test_calibrator_fits_on_two_examples() -> None:
     """Too few examples for any cross-validation fold: Platt, not a crash."""
-    from kgenrich.kg.calibrate import Calibrator
+    from kgenrich.verification.calibrate import Calibrator
 
     cal = Calibrator.fit([0.1, 2.0], [0, 1], ["r", "r"])
     assert cal.method == "platt"

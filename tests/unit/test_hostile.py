@@ -41,6 +41,8 @@ from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.fake import FakeLLM
 from kgenrich.pipeline.resolve import EntityIndex
 from kgenrich.pipeline.verify import verify_triples
+from kgenrich.verification.combiner import Combiner
+from kgenrich.verification.scorers import FunctionScorer
 
 ROOT = Path(__file__).resolve().parents[2]
 ONTOLOGY = load_ontology(ROOT / "data" / "ontology" / "movies.json")
@@ -309,10 +311,12 @@ def test_obedient_model_yields_nothing_outside_the_ontology() -> None:
     relations = {r.name: r for r in ONTOLOGY.relations}
     types = {"item/m666": "Movie"} | {t.tail: relations[t.relation].range for t in triples}
     assert all(t.relation in relations for t in triples)
+    scorer = FunctionScorer(name="test", knows_fn=lambda *key: False,
+                            kge_fn=lambda keys: np.zeros(len(keys)),
+                            probability_fn=lambda keys: np.zeros(len(keys)))
     verified = verify_triples(
-        triples, ontology=ONTOLOGY, entity_types=types, knows=lambda *key: False,
-        score=lambda keys: np.zeros(len(keys)), probability=lambda raw, keys: np.zeros(len(raw)),
-        review_band=(0.4, 0.6), verifier_name="test")
+        triples, ontology=ONTOLOGY, entity_types=types, scorer=scorer,
+        combiner=Combiner.rule((0.4, 0.6)))
     assert verified.kept and all(
         t.provenance.decision in {Decision.REVIEW, Decision.UNVERIFIED_NEW_ENTITY}
         for t in verified.kept)

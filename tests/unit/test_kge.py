@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kgenrich.kg.kge import KGEModel, LabeledTriple, UnknownLabelError, train_verifier
+from kgenrich.verification.kge import KGEModel, LabeledTriple, UnknownLabelError, train_verifier
 
 
 def _tiny_graph() -> list[LabeledTriple]:
@@ -106,7 +106,8 @@ def test_link_prediction_metrics(verifier: KGEModel) -> None:
 
 
 def test_training_without_validation_runs_all_epochs() -> None:
-    model = train_verifier(_tiny_graph(), model="TransE", training="slcwa", dim=4, epochs=2)
+    model = train_verifier(_tiny_graph(), model="TransE", training="slcwa", dim=4, epochs=2,
+                           seed=0)
     assert model.report.epochs_run == 2
     assert model.report.best_epoch is None
     assert model.config.loss is None  # sLCWA keeps the model's own default loss
@@ -115,7 +116,7 @@ def test_training_without_validation_runs_all_epochs() -> None:
 
 def test_training_needs_triples() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        train_verifier([])
+        train_verifier([], model="ComplEx", dim=4, epochs=1, seed=0)
 
 
 def test_scores_use_the_models_internal_relation_ids(verifier: KGEModel) -> None:

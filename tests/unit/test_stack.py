@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from kgenrich.kg.features import FEATURE_NAMES, GraphFeatures
-from kgenrich.kg.kge import LabeledTriple
-from kgenrich.kg.stack import StackedClassifier, stratified_folds
+from kgenrich.verification.features import FEATURE_NAMES, GraphFeatures
+from kgenrich.verification.kge import LabeledTriple
+from kgenrich.verification.stack import StackedClassifier, stratified_folds
 
 
 def _toy(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,13 +141,13 @@ def test_graph_features_count_train_only_and_handle_unseen_labels() -> None:
 def test_benchmark_stacker_never_sees_test_labels() -> None:
     """Swapping test positives and negatives leaves everything fitted on valid unchanged."""
     from bench.verify import stacked_classification
-    from kgenrich.kg.kge import train_verifier
+    from kgenrich.verification.kge import train_verifier
 
     train = _family_graph()
     people = [f"person{i}" for i in range(12)]
     valid = [(p, "citizen_of", f"country{(i % 3) % 2}") for i, p in enumerate(people)]
     valid_neg = [(p, "citizen_of", f"country{1 - (i % 3) % 2}") for i, p in enumerate(people)]
-    model = train_verifier(train, model="ComplEx", dim=4, epochs=1, num_threads=1)
+    model = train_verifier(train, model="ComplEx", dim=4, epochs=1, seed=0, num_threads=1)
     graph = GraphFeatures.fit(train, min_support=3)
     data = {"train": train, "valid": valid, "valid_negatives": valid_neg}
     first = stacked_classification(

@@ -28,7 +28,9 @@ from kgenrich.pipeline.extract import extract_relations
 from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.fake import FakeLLM
 from kgenrich.pipeline.resolve import EntityIndex, resolve
-from kgenrich.pipeline.verify import combine_confidence, verify_triples
+from kgenrich.pipeline.verify import verify_triples
+from kgenrich.verification.combiner import Combiner, rule_confidence
+from kgenrich.verification.scorers import FunctionScorer
 
 ONT = Ontology(
     item_type="Movie",
@@ -195,12 +197,15 @@ def test_verify_routes_schema_unknown_and_confidence() -> None:
     known = {"item/1", "person/a", "person/b", "genre/horror"}
     cands = [_cand("person/a", agreement=1.0), _cand("person/b", agreement=0.34),
              _cand("person/new", agreement=1.0), _cand("genre/horror", agreement=1.0)]
+    def score(ts: Sequence[tuple[str, str, str]]) -> np.ndarray:
+        return np.array([5.0 if t == "person/a" else -5.0 for _, _, t in ts])
+
+    scorer = FunctionScorer(
+        name="test", knows_fn=lambda h, r, t: h in known and t in known, kge_fn=score,
+        probability_fn=lambda keys: 1 / (1 + np.exp(-score(keys))))
     res = verify_triples(
-        cands, ontology=ONT, entity_types=types,
-        knows=lambda h, r, t: h in known and t in known,
-        score=lambda ts: np.array([5.0 if t == "person/a" else -5.0 for _, _, t in ts]),
-        probability=lambda s, keys: 1 / (1 + np.exp(-s)),
-        review_band=(0.4, 0.6), verifier_name="test",
+        cands, ontology=ONT, entity_types=types, scorer=scorer,
+        combiner=Combiner.rule((0.4, 0.6)),
     )
     by_tail = {t.tail: t.provenance for t in res.kept}
     assert len(res.kept) == 4  # nothing dropped
@@ -213,11 +218,11 @@ def test_verify_routes_schema_unknown_and_confidence() -> None:
     assert res.rejection_counts() == {"low confidence": 1, "schema: tail type Genre": 1}
 
 
-def test_combine_confidence_caps_unverified() -> None:
-    assert combine_confidence(kge_probability=None, agreement=1.0, evidence=True) == 0.5
-    assert combine_confidence(kge_probability=0.9, agreement=0.5, evidence=False) == pytest.approx(
+def test_rule_confidence_caps_unverified() -> None:
+    assert rule_confidence(kge_probability=None, agreement=1.0, evidence=True) == 0.5
+    assert rule_confidence(kge_probability=0.9, agreement=0.5, evidence=False) == pytest.approx(
         0.45)
-    assert combine_confidence(kge_probability=0.2, agreement=1.0, evidence=True) == pytest.approx(
+    assert rule_confidence(kge_probability=0.2, agreement=1.0, evidence=True) == pytest.approx(
         0.6)
 
 

@@ -11,7 +11,7 @@ from rdflib import RDF, Dataset, Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 
 from kgenrich.kg.export.rdf import graph_names, write_nquads, write_turtle
-from kgenrich.kg.namespace import KGE, entity_iri, relation_iri
+from kgenrich.kg.namespace import KGN, entity_iri, relation_iri
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
 from kgenrich.kg.store import LLM_SOURCES, RETRACTED, GraphStore
 from kgenrich.kg.store_cli import query_command
@@ -186,7 +186,7 @@ def test_graph_exports_reparse_to_exactly_the_expected_graph(
     write_turtle(reference, entities=entities, triples=triples, base=BASE)
     assert isomorphic(got, Graph().parse(reference, format="turtle"))
     if chosen == TRUSTED:
-        assert not any(str(o) in {"extracted", "completed"} for o in got.objects(None, KGE.source))
+        assert not any(str(o) in {"extracted", "completed"} for o in got.objects(None, KGN.source))
         assert (_iri("person/sigourney-weaver"), None, None) not in got
 
 
@@ -251,7 +251,7 @@ def test_retraction_is_recorded_and_drops_the_items_live_facts(tmp_path: Path) -
                 str(_iri("person/ridley-scott"))) in live_facts
         assert not any(h == str(_iri("item/1")) and p != str(relation_iri("directed_by"))
                        for h, p, _ in live_facts)
-        statements = {s for s in got.subjects(KGE.itemId, Literal("1"))
+        statements = {s for s in got.subjects(KGN.itemId, Literal("1"))
                       if (s, RDF.type, RDF.Statement) in got}
         assert len(statements) == 1  # the seed one
         with pytest.raises(ExportError, match="dataset format"):

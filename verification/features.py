@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from kgenrich.kg.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
-from kgenrich.kg.kge import LabeledTriple
+from kgenrich.verification.attributes import ATTRIBUTE_FEATURE_NAMES, AttributeStats
+from kgenrich.verification.triples import LabeledTriple
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "rule_max_confidence",  # best path rule r(h, t) <- body(h, t) that fires
     "rule_noisy_or",
     "log_rules_fired",
-    *ATTRIBUTE_FEATURE_NAMES,  # what the head's and tail's other facts say (kg/attributes.py)
+    *ATTRIBUTE_FEATURE_NAMES,  # what the head's and tail's other facts say (attributes.py)
 )
 _N_PATH = len(FEATURE_NAMES) - len(ATTRIBUTE_FEATURE_NAMES)  # columns before attribute evidence
 

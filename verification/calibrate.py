@@ -5,8 +5,7 @@ labels, relation labels) and applied to anything else. ``decide`` accepts a trip
 reaches its relation's threshold (the global threshold for relations with too few validation
 examples); ``probability`` maps the scaled margin to that threshold through Platt scaling or
 isotonic regression, whichever has the lower cross-validated Brier score. NaN scores (triples the
-verifier does not know) get NaN probability and are never accepted. Also here: the metrics the
-benchmark reports and type-consistent corruptions used as negatives when no hard ones exist.
+verifier does not know) get NaN probability and are never accepted.
 """
 
 from __future__ import annotations
@@ -14,18 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
-if TYPE_CHECKING:
-    from kgenrich.kg.kge import LabeledTriple
+from kgenrich.verification.logistic import fit_logistic, sigmoid_exp
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +147,7 @@ class Calibrator:
         m = self.margin(scores, relations)
         if self.method == "platt":
             a, b = self.platt
-            return _sigmoid(a * m + b)
+            return sigmoid_exp(a * m + b)
         p = np.interp(m, np.asarray(self.isotonic_x), np.asarray(self.isotonic_y))
         p[np.isnan(m)] = math.nan
         return np.asarray(p, dtype=np.float64)
@@ -228,164 +223,6 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return threshold, float(correct[k]) / len(s)
 
 
-# ---------------------------------------------------------------------------------- metrics
-
-
-@dataclass(frozen=True)
-class ReliabilityDiagram:
-    """Equal-width bins over [0, 1]: how often triples with a given probability are true."""
-
-    bin_edges: tuple[float, ...]
-    counts: tuple[int, ...]
-    #: mean predicted probability per bin (None for an empty bin)
-    mean_probability: tuple[float | None, ...]
-    #: fraction of true triples per bin (None for an empty bin)
-    fraction_positive: tuple[float | None, ...]
-
-
-def accuracy(labels: Sequence[int] | np.ndarray, predictions: Sequence[bool] | np.ndarray) -> float:
-    """Share of predictions equal to the 0/1 labels."""
-    y, p = _binary_pair(labels, predictions)
-    return float((y == p).mean())
-
-
-def f1(labels: Sequence[int] | np.ndarray, predictions: Sequence[bool] | np.ndarray) -> float:
-    """F1 of the positive class (0.0 when nothing is predicted or nothing is positive)."""
-    y, p = _binary_pair(labels, predictions)
-    tp = int((y & p).sum())
-    denominator = int(y.sum()) + int(p.sum())
-    return 2.0 * tp / denominator if denominator else 0.0
-
-
-def brier_score(
-    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
-) -> float:
-    """Mean squared difference between probability and 0/1 label."""
-    p, y = _probability_pair(probabilities, labels)
-    return float(np.mean((p - y) ** 2))
-
-
-def reliability_diagram(
-    probabilities: Sequence[float] | np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    *,
-    n_bins: int = 10,
-) -> ReliabilityDiagram:
-    """Bin the probabilities of the positive class into ``n_bins`` equal-width bins."""
-    p, y = _probability_pair(probabilities, labels)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # the right edge 1.0 belongs to the last bin
-    index = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
-    counts: list[int] = []
-    means: list[float | None] = []
-    fractions: list[float | None] = []
-    for b in range(n_bins):
-        in_bin = index == b
-        n = int(in_bin.sum())
-        counts.append(n)
-        means.append(float(p[in_bin].mean()) if n else None)
-        fractions.append(float(y[in_bin].mean()) if n else None)
-    return ReliabilityDiagram(
-        bin_edges=tuple(float(e) for e in edges),
-        counts=tuple(counts),
-        mean_probability=tuple(means),
-        fraction_positive=tuple(fractions),
-    )
-
-
-def expected_calibration_error(
-    probabilities: Sequence[float] | np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    *,
-    n_bins: int = 10,
-) -> float:
-    """ECE over ``n_bins`` equal-width bins of P(true): sum_b n_b/N * |mean p_b - frac true_b|."""
-    diagram = reliability_diagram(probabilities, labels, n_bins=n_bins)
-    total = sum(diagram.counts)
-    ece = 0.0
-    for n, mean_p, frac in zip(
-        diagram.counts, diagram.mean_probability, diagram.fraction_positive, strict=True
-    ):
-        if n and mean_p is not None and frac is not None:
-            ece += n / total * abs(mean_p - frac)
-    return ece
-
-
-# ------------------------------------------------------------------------------ corruptions
-
-
-@dataclass(frozen=True)
-class CorruptionResult:
-    """Negatives made from trusted triples, with what could not be made and why."""
-
-    negatives: tuple[LabeledTriple, ...]
-    #: for each negative, the index of the trusted triple it corrupts
-    source_index: tuple[int, ...]
-    #: (index of trusted triple, reason) for every requested corruption that was not made
-    skipped: tuple[tuple[int, str], ...]
-
-
-def type_consistent_corruptions(
-    triples: Sequence[LabeledTriple],
-    *,
-    known: Iterable[LabeledTriple] = (),
-    per_triple: int = 1,
-    seed: int = 0,
-) -> CorruptionResult:
-    """Replace each triple's tail by another entity seen as a tail of the same relation.
-
-    The tail pool and the filter are ``triples`` plus ``known`` (all triples believed true): a
-    corruption never equals a known true triple, and the same (head, relation) never gets the
-    same replacement tail twice. Up to ``per_triple`` distinct negatives per triple; shortfalls
-    are reported in ``skipped``. Deterministic for a given ``seed``.
-    """
-    rng = random.Random(seed)
-    true_tails: dict[tuple[str, str], set[str]] = defaultdict(set)
-    pool_sets: dict[str, set[str]] = defaultdict(set)
-    for h, r, t in (*triples, *known):
-        true_tails[(h, r)].add(t)
-        pool_sets[r].add(t)
-    # sorted, so the draw depends only on the seed, not on set iteration order
-    pools = {r: sorted(tails) for r, tails in pool_sets.items()}
-
-    negatives: list[LabeledTriple] = []
-    sources: list[int] = []
-    skipped: list[tuple[int, str]] = []
-    used: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for index, (h, r, _t) in enumerate(triples):
-        pool = pools[r]
-        blocked = true_tails[(h, r)] | used[(h, r)]
-        chosen = _draw_tails(pool, blocked, per_triple, rng)
-        for tail in chosen:
-            negatives.append((h, r, tail))
-            sources.append(index)
-            used[(h, r)].add(tail)
-        if len(chosen) < per_triple:
-            skipped.append(
-                (index, f"only {len(chosen)} of {per_triple}: relation {r!r} has no other tails")
-            )
-    if skipped:
-        logger.info("corruptions: %d triples had too few candidate tails", len(skipped))
-    return CorruptionResult(tuple(negatives), tuple(sources), tuple(skipped))
-
-
-def _draw_tails(pool: list[str], blocked: set[str], k: int, rng: random.Random) -> list[str]:
-    # rejection sampling is cheap while few pool members are blocked (the usual case); the
-    # exhaustive fallback keeps the result exact when most of the pool is blocked
-    chosen: list[str] = []
-    taken: set[str] = set()
-    for _ in range(8 * k + 8):
-        if len(chosen) == k:
-            return chosen
-        tail = pool[rng.randrange(len(pool))]
-        if tail not in blocked and tail not in taken:
-            chosen.append(tail)
-            taken.add(tail)
-    rest = [tail for tail in pool if tail not in blocked and tail not in taken]
-    rng.shuffle(rest)
-    return chosen + rest[: k - len(chosen)]
-
-
 # --------------------------------------------------------------------------------- helpers
 
 
@@ -417,9 +254,11 @@ def _fit_probability_map(
 ) -> tuple[tuple[float, float], tuple[float, ...], tuple[float, ...]]:
     if method == "platt":
         # C large: Platt scaling is a 1-D fit on thousands of points and needs no shrinkage
-        lr = LogisticRegression(C=1e6)
-        lr.fit(margins.reshape(-1, 1), y.astype(int))
-        return (float(lr.coef_[0, 0]), float(lr.intercept_[0])), (), ()
+        # (scikit-learn's default max_iter of 100, which every saved calibrator was fitted with)
+        coef, intercept = fit_logistic(
+            margins.reshape(-1, 1), y.astype(int), c=1e6, max_iter=100, balanced=False
+        )
+        return (float(coef[0]), intercept), (), ()
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     iso.fit(margins, y.astype(float))
     return (
@@ -458,16 +297,11 @@ def _cross_validated_brier(
         for method in ("platt", "isotonic"):
             platt, iso_x, iso_y = _fit_probability_map(m_fit, y[fit_part], method)
             if method == "platt":
-                p = _sigmoid(platt[0] * m_out + platt[1])
+                p = sigmoid_exp(platt[0] * m_out + platt[1])
             else:
                 p = np.interp(m_out, np.asarray(iso_x), np.asarray(iso_y))
             squared[method].append((p - y[held_out]) ** 2)
     return {method: float(np.concatenate(v).mean()) for method, v in squared.items() if v}
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
 def _as_str_array(relations: Sequence[str] | np.ndarray, n: int) -> np.ndarray:
@@ -492,29 +326,3 @@ def _clean_inputs(
         # unknown-entity triples carry NaN scores; they say nothing about where to put a threshold
         logger.warning("calibration: ignoring %d non-finite scores", int((~finite).sum()))
     return s[finite], y[finite], rel[finite]
-
-
-def _binary_pair(
-    labels: Sequence[int] | np.ndarray, predictions: Sequence[bool] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels).astype(bool)
-    p = np.asarray(predictions).astype(bool)
-    if y.shape != p.shape or y.ndim != 1 or len(y) == 0:
-        raise ValueError(
-            f"labels {y.shape} and predictions {p.shape} must be equal, 1-D, non-empty"
-        )
-    return y, p
-
-
-def _probability_pair(
-    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(probabilities, dtype=np.float64)
-    y = np.asarray(labels).astype(float)
-    if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
-        raise ValueError(
-            f"probabilities {p.shape} and labels {y.shape} must be equal, 1-D, non-empty"
-        )
-    if not np.isfinite(p).all() or p.min() < 0.0 or p.max() > 1.0:
-        raise ValueError("probabilities must be finite and within [0, 1] (route NaN scores first)")
-    return p, y

@@ -27,10 +27,11 @@ from pykeen.training import LCWATrainingLoop, SLCWATrainingLoop, TrainingLoop
 from pykeen.triples import TriplesFactory
 from pykeen.utils import set_random_seed
 
-logger = logging.getLogger(__name__)
+from kgenrich.verification.triples import LabeledTriple
 
-#: (head, relation, tail) labels, exactly as they appear in the trusted graph.
-LabeledTriple = tuple[str, str, str]
+__all__ = ["KGEModel", "LabeledTriple", "UnknownLabelError", "train_verifier"]
+
+logger = logging.getLogger(__name__)
 #: "lcwa": 1-N scoring against all tails (PyKEEN's LCWA, LibKGE's KvsAll); "slcwa": sampled
 #: negatives. LCWA is the default because it is what the strong CoDEx baselines use.
 TrainingMode = Literal["lcwa", "slcwa"]
@@ -305,9 +306,10 @@ def train_verifier(
     train: Sequence[LabeledTriple],
     *,
     valid: Sequence[LabeledTriple] | None = None,
-    model: str = "ComplEx",
-    dim: int = 128,
-    epochs: int = 100,
+    model: str,
+    dim: int,
+    epochs: int,
+    seed: int,
     batch_size: int | None = None,
     learning_rate: float = 3e-3,
     training: TrainingMode = "lcwa",
@@ -319,10 +321,12 @@ def train_verifier(
     negatives_per_positive: int = 32,
     eval_every: int = 5,
     patience: int = 2,
-    seed: int = 0,
     num_threads: int = 2,
 ) -> KGEModel:
     """Train a PyKEEN model (chosen by PyKEEN's name, e.g. "ComplEx", "RotatE") on CPU.
+
+    ``model``, ``dim``, ``epochs`` and ``seed`` have no defaults here: they are ``VerifySettings``
+    fields, and a second default would drift from the settings'.
 
     With ``valid`` the run stops early once validation MRR has not improved for ``patience``
     checks (one every ``eval_every`` epochs) and the best weights are restored; without it, all

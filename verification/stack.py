@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-from kgenrich.kg.calibrate import expected_calibration_error
-from kgenrich.kg.kge import KGEModel, LabeledTriple
+from kgenrich.verification.kge import KGEModel
+from kgenrich.verification.logistic import fit_logistic, sigmoid_exp
+from kgenrich.verification.metrics import expected_calibration_error
+from kgenrich.verification.triples import LabeledTriple
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +133,11 @@ class StackedClassifier:
             c=c,
             min_per_relation=min_per_relation,
         )
-        lr = LogisticRegression(C=c, max_iter=5000)
-        lr.fit(base.design(x, rel), y.astype(int))
+        coef, intercept = fit_logistic(
+            base.design(x, rel), y.astype(int), c=c, max_iter=5000, balanced=False
+        )
         return dataclasses.replace(
-            base, coef=tuple(float(v) for v in lr.coef_[0]), intercept=float(lr.intercept_[0])
+            base, coef=tuple(float(v) for v in coef), intercept=intercept
         )
 
     def design(self, features: np.ndarray, relations: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -162,8 +164,7 @@ class StackedClassifier:
         if finite.any():
             rel = np.asarray(relations, dtype=object)[finite]
             logits = self.design(x[finite], rel) @ np.asarray(self.coef) + self.intercept
-            with np.errstate(over="ignore"):
-                out[finite] = 1.0 / (1.0 + np.exp(-logits))
+            out[finite] = sigmoid_exp(logits)
         return out
 
     def decide(self, features: np.ndarray, relations: Sequence[str] | np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """One confidence per candidate triple: a sign-constrained logistic regression over its signals.
 
-Contract (pure, no I/O besides JSON text): ``ConfidenceFeatures`` in, P(triple is true) out.
-``ConfidenceModel.fit`` learns the weights from labelled candidates; ``DEFAULT_MODEL`` holds
-weights fitted on MovieLens-100K completions with a known answer key (see its comment for the
-command and the data); ``combine`` scores one candidate with it. A candidate that fails the
+Contract: ``ConfidenceFeatures`` in, P(triple is true) out. ``ConfidenceModel.fit`` learns the
+weights from labelled candidates; ``DEFAULT_MODEL`` and ``DEFAULT_THRESHOLD`` are read from the
+packaged ``default_confidence_model.json`` (fitted on MovieLens-100K completions with a known
+answer key); ``candidate_confidence`` scores one candidate. A candidate that fails the
 domain/range check gets 0.0: such triples never reach a fit (the schema check rejects them
 first), so no learned weight could speak for them.
 """
@@ -14,12 +14,13 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from kgenrich.kg.records import SourceKind, Triple
+from kgenrich.verification.logistic import fit_bounded_logistic, sigmoid
 
 _FORMAT_VERSION = 1
 #: KGE / fallback probabilities are clipped to [EPS, 1 - EPS] before the logit, so a calibrator
@@ -67,7 +68,7 @@ class ConfidenceFeatures:
     #: share of the k samples that gave this tail; with k == 1 it is always 1.0 and is ignored
     agreement: float
     samples: int = 1
-    #: P(true) from the text fallback scorer (``kg.fallback``), used when the KGE has none
+    #: P(true) from the text fallback scorer (``verification.fallback``), used when the KGE has none
     fallback_probability: float | None = None
     #: True for extracted triples (from the item's text), False for LLM completions
     extracted: bool = False
@@ -223,7 +224,7 @@ class ConfidenceModel:
         bounds += [(None, None)] * (len(offset_relations) + 1)  # relation offsets, intercept
         # relation offsets are penalized like the weights: a relation whose candidates are all
         # false (or all true) would otherwise drive its offset to infinity
-        theta = _fit_logistic(
+        theta = fit_bounded_logistic(
             x, y, bounds=bounds, l2=1.0 / c, n_penalized=n_feat + len(offset_relations)
         )
         model = cls(
@@ -255,7 +256,7 @@ class ConfidenceModel:
 
     def predict(self, rows: Sequence[ConfidenceFeatures]) -> np.ndarray:
         """P(true) per row; exactly 0.0 for a row that fails the domain/range check."""
-        p = _sigmoid(self.logits(rows))
+        p = sigmoid(self.logits(rows))
         type_ok = np.fromiter((r.type_ok for r in rows), dtype=bool, count=len(rows))
         p[~type_ok] = 0.0
         return p
@@ -358,108 +359,35 @@ def _design(rows: Sequence[ConfidenceFeatures], *, relations: Sequence[str]) -> 
     return np.hstack([base, onehot])
 
 
-def _fit_logistic(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    bounds: Sequence[tuple[float | None, float | None]],
-    l2: float,
-    n_penalized: int,
-) -> np.ndarray:
-    """Bounded L2 logistic regression; theta = [weights..., relation offsets..., intercept].
-
-    Only the first ``n_penalized`` entries are penalized (the intercept is free, as in
-    scikit-learn).
-    """
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    penalty = np.zeros(xb.shape[1])
-    penalty[:n_penalized] = l2
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = xb @ theta
-        # log(1 + e^z) - y z, stably
-        nll = float(np.sum(np.logaddexp(0.0, z) - y * z))
-        grad = xb.T @ (_sigmoid(z) - y)
-        return nll + 0.5 * float(penalty @ theta**2), grad + penalty * theta
-
-    result = minimize(
-        loss,
-        np.zeros(xb.shape[1]),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=list(bounds),
-        options={"maxiter": 2000},
-    )
-    if not result.success:
-        raise RuntimeError(f"confidence fit did not converge: {result.message}")
-    return np.asarray(result.x, dtype=np.float64)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64))))
-
-
 # ------------------------------------------------------------------------------ default model
 
 #: Fitted, not chosen: ``ConfidenceModel.fit`` (c=1.0) on 943 MovieLens-100K completion
 #: candidates of 250 items (119 in the answer key; embedded Qwen2.5-Coder-1.5B, k=3, hidden
 #: ``imdb_auxiliary.txt`` groups; KGE probabilities from the stacked verifier,
 #: ``verify.kge_scorer = "stacked"``; candidates from ``bench/enrichment_value.py --skip-recsys
-#: --samples 3 --max-items 250 --starring-items 40``), produced by
-#:
-#:     .venv/bin/python bench/confidence.py \
-#:         --candidates reports/confidence_ml100k_candidates_k3.jsonl --samples 3 \
-#:         --key-in-asked-groups 708 \
-#:         --out reports/confidence_ml100k.json --model-out reports/confidence_default_model.json
-#:
-#: (the same numbers are in ``reports/confidence_default_model.json``). Signals: the catalog's
-#: own genre (strongest), agreement across the k samples, a weak KGE logit; no extracted
-#: triples or fallback scores in this data, so ``evidence_*`` and ``fallback_logit`` are 0 by
-#: construction. Refit on your own labelled candidates (``ConfidenceModel.fit``, or review
-#: verdicts: ``pipeline.combiner``) before trusting it for another catalog.
-DEFAULT_MODEL = ConfidenceModel(
-    weights={
-        "agreement": 1.1499450492589813,
-        "catalog_agrees": 2.7354903917604907,
-        "catalog_disagrees": 0.0,
-        "evidence_found": 0.0,
-        "evidence_missing": 0.0,
-        "fallback_logit": 0.0,
-        "kge_logit": 0.21801111362133685,
-        "kge_missing": 0.43720629004709244,
-        "new_entity": -0.3422635217724763,
-        "single_sample": 0.0,
-    },
-    intercept=-3.9127320781038017,
-    relation_offsets={
-        "directed_by": -1.354914496873346,
-        "has_genre": 1.8151539532020835,
-        "starring": -0.46038490060945103,
-    },
-    source={
-        "command": (
-            "python bench/confidence.py"
-            " --candidates reports/confidence_ml100k_candidates_k3.jsonl"
-            " --samples 3"
-            " --key-in-asked-groups 708"
-            " --out reports/confidence_ml100k.json"
-            " --model-out reports/confidence_default_model.json"
-        ),
-        "n_rows": 943,
-        "n_true": 119,
-        "n_items": 250,
-    },
-)
-#: The accept threshold, chosen by grouped 5-fold cross-validation (5 repeats) of "fit, then
-#: accept at the lowest threshold reaching target T on the fit folds": T = 0.85 gives held-out
-#: precision 0.861 at recall 0.637 of the true candidates, T = 0.9 only 0.798 at 0.176 (its
-#: threshold lands inside the noise above the catalog-agreement block), so the T = 0.85
-#: threshold of the final model is shipped (in-sample precision 0.854, recall 0.639, 89 of 943
-#: accepted). Precision 0.9 is not reached out of sample on this data; see reports/verify.md.
-DEFAULT_THRESHOLD = 0.3794386984660853
+#: --samples 3 --max-items 250 --starring-items 40``), by the command in its ``source``. The
+#: packaged JSON is that command's ``--model-out`` file (``reports/confidence_default_model.json``
+#: is the same) plus ``accept_at``. Signals: the catalog's own genre (strongest), agreement
+#: across the k samples, a weak KGE logit; no extracted triples or fallback scores in this data,
+#: so ``evidence_*`` and ``fallback_logit`` are 0 by construction. Refit on your own labelled
+#: candidates (``ConfidenceModel.fit``, or review verdicts: ``verification.combiner``) before
+#: trusting it for another catalog.
+_DEFAULT_FILE = "default_confidence_model.json"
+_default_text = files("kgenrich.verification").joinpath(_DEFAULT_FILE).read_text(encoding="utf-8")
+DEFAULT_MODEL = ConfidenceModel.from_json(_default_text)
+#: The accept threshold (``accept_at`` in the same file), chosen by grouped 5-fold
+#: cross-validation (5 repeats) of "fit, then accept at the lowest threshold reaching target T
+#: on the fit folds": T = 0.85 gives held-out precision 0.861 at recall 0.637 of the true
+#: candidates, T = 0.9 only 0.798 at 0.176 (its threshold lands inside the noise above the
+#: catalog-agreement block), so the T = 0.85 threshold of the final model is shipped (in-sample
+#: precision 0.854, recall 0.639, 89 of 943 accepted). Precision 0.9 is not reached out of
+#: sample on this data; see reports/verify.md.
+DEFAULT_THRESHOLD = float(json.loads(_default_text)["accept_at"])
 
 
-def combine(features: ConfidenceFeatures, *, model: ConfidenceModel | None = None) -> float:
+def candidate_confidence(
+    features: ConfidenceFeatures, *, model: ConfidenceModel | None = None
+) -> float:
     """P(candidate is true) from ``model`` (default: ``DEFAULT_MODEL``); 0.0 on a type failure.
 
     Accept at ``DEFAULT_THRESHOLD`` or above for the default model's precision target.
