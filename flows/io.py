@@ -141,8 +141,8 @@ def write_exports(
     job = _ExportJob(entities=entities, triples=triples,
                      rec_triples=exported(triples, include=settings.include), items=items,
                      interactions=interactions, base_iri=settings.base_iri)
-    written = {name: write(out_dir, job) for name, write in WRITERS.items()
-               if name in settings.formats}
+    written: dict[str, Path] = {name: write(out_dir, job) for name, write in WRITERS.items()
+                                if name in settings.formats}
     jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
     written["jsonl"] = out_dir / "triples.jsonl"
     return written
