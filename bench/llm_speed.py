@@ -58,7 +58,7 @@ def measure(*, threads: int, extra_bufts: bool, requests: int, max_tokens: int) 
     options = ServerOptions(n_ctx=2048, n_threads=threads,
                             extra_bufts="on" if extra_bufts else "off")
     t0 = time.perf_counter()
-    with EmbeddedServer(ensure_model(), options=options, log_dir=Path("/tmp")) as base_url:
+    with EmbeddedServer(ensure_model(), options=options, port=0, log_dir=Path("/tmp")) as base_url:
         startup = time.perf_counter() - t0
         _chat(base_url, max_tokens=8, nonce=-1)  # warm-up
         gen_rates, prompt_rates = [], []

@@ -198,7 +198,12 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
     s = settings.llm
     llm = OpenAICompatibleLLM(base_url=base_url, api_key=s.api_key, model=s.model,
                               timeout_s=s.timeout_s, max_retries=s.max_retries,
-                              backoff_s=s.backoff_s, concurrency=concurrency, cache_dir=None)
+                              backoff_s=s.backoff_s, concurrency=concurrency, cache_dir=None,
+                              max_calls=None, max_tokens_total=None,
+                              breaker_threshold=s.breaker_threshold,
+                              breaker_cooldown_s=s.breaker_cooldown_s,
+                              breaker_window=s.breaker_window,
+                              breaker_failure_rate=s.breaker_failure_rate)
     with llm:
         # warm up: client, connection pool, imports (not timed)
         complete_tails(items[-concurrency:], llm=llm, ontology=ontology,

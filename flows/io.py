@@ -4,7 +4,8 @@ Only flows and the CLI touch the file system."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,6 +45,70 @@ def read_seed_graph(
                      on_error=cast(OnError, on_error))
 
 
+@dataclass(frozen=True)
+class _ExportJob:
+    """What every writer may need; RDF and GraphML keep every triple, recommender files only
+    `rec_triples` (the decisions in `export.include`)."""
+
+    entities: Sequence[Entity]
+    triples: Sequence[Triple]
+    rec_triples: Sequence[Triple]
+    items: Sequence[str] | None
+    interactions: Path | None
+    base_iri: str
+
+
+def _turtle(out_dir: Path, job: _ExportJob) -> Path:
+    from kgenrich.kg.export import rdf
+
+    rdf.write_turtle(out_dir / "graph.ttl", entities=job.entities, triples=job.triples,
+                     base=job.base_iri)
+    return out_dir / "graph.ttl"
+
+
+def _nquads(out_dir: Path, job: _ExportJob) -> Path:
+    from kgenrich.kg.export import rdf
+
+    rdf.write_nquads(out_dir / "graph.nq", entities=job.entities, triples=job.triples,
+                     base=job.base_iri)
+    return out_dir / "graph.nq"
+
+
+def _graphml(out_dir: Path, job: _ExportJob) -> Path:
+    from kgenrich.kg.export import graph as gexp
+
+    gexp.write_graphml(out_dir / "graph.graphml", entities=job.entities, triples=job.triples)
+    return out_dir / "graph.graphml"
+
+
+def _ripplenet(out_dir: Path, job: _ExportJob) -> Path:
+    from kgenrich.kg.export import ripplenet
+
+    ripplenet.write_ripplenet(
+        out_dir / "ripplenet", items=job.items, entities=job.entities, triples=job.rec_triples,
+        interactions=read_interactions(job.interactions) if job.interactions else None)
+    return out_dir / "ripplenet"
+
+
+def _recbole(out_dir: Path, job: _ExportJob) -> Path:
+    from kgenrich.kg.export import recbole
+
+    recbole.write_recbole(out_dir / "recbole", dataset="kgenrich", entities=job.entities,
+                          triples=job.rec_triples)
+    return out_dir / "recbole"
+
+
+#: One writer per `kgenrich.settings.ExportFormat`, run in this order (a test checks the names
+#: match the Literal, so a format cannot be accepted and then silently not written).
+WRITERS: dict[str, Callable[[Path, _ExportJob], Path]] = {
+    "turtle": _turtle,
+    "nquads": _nquads,
+    "graphml": _graphml,
+    "ripplenet": _ripplenet,
+    "recbole": _recbole,
+}
+
+
 def write_exports(
     out_dir: Path,
     *,
@@ -56,33 +121,15 @@ def write_exports(
     """Every export of a run. Each file is replaced atomically; the canonical JSONL dump
     (everything, rejected triples included) is written last, so a folder with a fresh
     triples.jsonl has fresh exports beside it."""
-    from kgenrich.kg.export import graph as gexp
-    from kgenrich.kg.export import jsonl, rdf, recbole, ripplenet
+    from kgenrich.kg.export import jsonl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rec_triples = exported(triples, include=settings.include)
-    written: dict[str, Path] = {}
-    if "turtle" in settings.formats:
-        rdf.write_turtle(out_dir / "graph.ttl", entities=entities, triples=triples,
-                         base=settings.base_iri)
-        written["turtle"] = out_dir / "graph.ttl"
-    if "nquads" in settings.formats:
-        rdf.write_nquads(out_dir / "graph.nq", entities=entities, triples=triples,
-                         base=settings.base_iri)
-        written["nquads"] = out_dir / "graph.nq"
-    if "graphml" in settings.formats:
-        gexp.write_graphml(out_dir / "graph.graphml", entities=entities, triples=triples)
-        written["graphml"] = out_dir / "graph.graphml"
-    if "ripplenet" in settings.formats:
-        ripplenet.write_ripplenet(
-            out_dir / "ripplenet", items=items, entities=entities, triples=rec_triples,
-            interactions=read_interactions(interactions) if interactions else None)
-        written["ripplenet"] = out_dir / "ripplenet"
-    if "recbole" in settings.formats:
-        recbole.write_recbole(out_dir / "recbole", dataset="kgenrich", entities=entities,
-                              triples=rec_triples)
-        written["recbole"] = out_dir / "recbole"
+    job = _ExportJob(entities=entities, triples=triples,
+                     rec_triples=exported(triples, include=settings.include), items=items,
+                     interactions=interactions, base_iri=settings.base_iri)
+    written: dict[str, Path] = {name: write(out_dir, job) for name, write in WRITERS.items()
+                                if name in settings.formats}
     jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
     written["jsonl"] = out_dir / "triples.jsonl"
     return written

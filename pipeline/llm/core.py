@@ -288,10 +288,10 @@ class BaseLLM(ABC):
         self,
         *,
         model: str,
-        cache_dir: Path | None = None,
-        concurrency: int = 1,
-        max_calls: int | None = None,
-        max_tokens_total: int | None = None,
+        cache_dir: Path | None,
+        concurrency: int,
+        max_calls: int | None,
+        max_tokens_total: int | None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")

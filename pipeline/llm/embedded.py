@@ -244,24 +244,26 @@ def _server_env() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How to run the model: these map onto `llama_cpp.server` command-line options."""
+    """How to run the model: these map onto `llama_cpp.server` command-line options. The ones
+    `LLMSettings` also holds (`embedded_ctx`, `embedded_threads`, `embedded_extra_bufts`) are
+    required, so their defaults live in the settings only."""
 
-    n_ctx: int = 2048
-    n_threads: int = 2
-    model_alias: str | None = None
-    chat_format: str | None = None  # None: the GGUF's own chat template
+    n_ctx: int
+    n_threads: int
     # llama.cpp's weight repacking buffers (CPU_REPACK, AMX): "auto" keeps them unless the
     # library was built with the AMX kernels that segfault on this project's VMs (see
     # _llama_server.py); "on" / "off" force it.
-    extra_bufts: Literal["auto", "on", "off"] = "auto"
+    extra_bufts: Literal["auto", "on", "off"]
+    model_alias: str | None = None
+    chat_format: str | None = None  # None: the GGUF's own chat template
 
 
 class EmbeddedServer:
     """Runs `llama_cpp.server` (through `_llama_server.py`) on 127.0.0.1 for one GGUF.
 
     `__enter__` starts the server in its own process group, waits until `/v1/models` answers
-    and returns the OpenAI base URL (`http://127.0.0.1:<port>/v1`). `__exit__` terminates the
-    whole group (SIGTERM, then SIGKILL), also when the body raised.
+    and returns the OpenAI base URL (`http://127.0.0.1:<port>/v1`; `port` 0 picks a free one).
+    `__exit__` terminates the whole group (SIGTERM, then SIGKILL), also when the body raised.
     """
 
     def __init__(
@@ -269,7 +271,7 @@ class EmbeddedServer:
         model_path: Path,
         *,
         options: ServerOptions,
-        port: int = 0,
+        port: int,
         startup_timeout_s: float = 120.0,
         log_dir: Path | None = None,
     ) -> None:

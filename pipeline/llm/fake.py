@@ -39,6 +39,8 @@ class FakeLLM(BaseLLM):
         self,
         script: Script,
         *,
+        # A test double's own defaults (sequential, no cache, no budget), not the configured
+        # system's: `make_llm` passes the settings' concurrency and budgets.
         model: str = "fake",
         cache_dir: Path | None = None,
         concurrency: int = 1,

@@ -156,8 +156,8 @@ class CircuitBreaker:
         threshold: int,
         cooldown_s: float,
         name: str,
-        window: int = 20,
-        failure_rate: float = 0.9,
+        window: int,
+        failure_rate: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if threshold < 1 or window < threshold or not 0 < failure_rate <= 1:
@@ -242,6 +242,8 @@ class OpenAICompatibleLLM(BaseLLM):
 
     The constructor does no network I/O; the client is created on the first call. The API
     key is held as a `SecretStr` and scrubbed from every error message this class builds.
+    Every tunable that `LLMSettings` also holds is a required argument, so its default lives
+    in the settings only (`make_llm` passes the section's values).
     """
 
     def __init__(
@@ -255,13 +257,13 @@ class OpenAICompatibleLLM(BaseLLM):
         backoff_s: float,
         concurrency: int,
         cache_dir: Path | None,
-        max_calls: int | None = None,
-        max_tokens_total: int | None = None,
+        max_calls: int | None,
+        max_tokens_total: int | None,
+        breaker_threshold: int,
+        breaker_cooldown_s: float,
+        breaker_window: int,
+        breaker_failure_rate: float,
         response_format: ResponseFormatMode = "json_schema",
-        breaker_threshold: int = 5,
-        breaker_cooldown_s: float = 30.0,
-        breaker_window: int = 20,
-        breaker_failure_rate: float = 0.9,
         max_backoff_s: float = 30.0,
         max_retry_after_s: float = 120.0,
     ) -> None:

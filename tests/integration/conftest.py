@@ -32,6 +32,12 @@ def make_client(server: ScriptedServer) -> Iterator[ClientFactory]:
             "backoff_s": 0.01,
             "concurrency": 1,
             "cache_dir": None,
+            "max_calls": None,
+            "max_tokens_total": None,
+            "breaker_threshold": 5,
+            "breaker_cooldown_s": 30.0,
+            "breaker_window": 20,
+            "breaker_failure_rate": 0.9,
         }
         args.update(overrides)
         llm = OpenAICompatibleLLM(**args)

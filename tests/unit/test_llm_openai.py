@@ -114,7 +114,8 @@ def test_backoff_doubles_with_jitter_and_cap() -> None:
 
 def test_circuit_breaker(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    breaker = CircuitBreaker(threshold=3, cooldown_s=10, name="http://x/v1", clock=lambda: now[0])
+    breaker = CircuitBreaker(threshold=3, cooldown_s=10, name="http://x/v1", window=20,
+                             failure_rate=0.9, clock=lambda: now[0])
     for _ in range(2):
         breaker.record_failure()
     assert breaker.blocked_for() is None
@@ -168,9 +169,9 @@ def test_breaker_stays_closed_on_a_flaky_endpoint() -> None:
 
 def test_breaker_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="threshold"):
-        CircuitBreaker(threshold=30, cooldown_s=1, name="x", window=20)
+        CircuitBreaker(threshold=30, cooldown_s=1, name="x", window=20, failure_rate=0.9)
     with pytest.raises(ValueError, match="failure_rate"):
-        CircuitBreaker(threshold=3, cooldown_s=1, name="x", failure_rate=0)
+        CircuitBreaker(threshold=3, cooldown_s=1, name="x", window=20, failure_rate=0)
 
 
 def test_redact_url() -> None:
@@ -189,6 +190,12 @@ def test_constructor_does_no_io_and_repr_hides_the_key() -> None:
         backoff_s=0,
         concurrency=1,
         cache_dir=None,
+        max_calls=None,
+        max_tokens_total=None,
+        breaker_threshold=5,
+        breaker_cooldown_s=30.0,
+        breaker_window=20,
+        breaker_failure_rate=0.9,
     )
     assert "sk-very-secret-key" not in repr(llm) and "pw" not in repr(llm)
     assert "sk-very-secret-key" not in repr(vars(llm))
