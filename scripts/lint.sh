@@ -7,6 +7,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# Absolute, since mypy and lint-imports run from inside .lint-tree/.
+if [[ $PY == */* ]]; then PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+else PY=$(command -v "$PY") || { echo "lint: no $PYTHON"; exit 1; }; fi
 failed=()
 
 # The packages' folders in the checkout, from pyproject's package-dir (kgenrich, kg, ...).
@@ -26,12 +29,12 @@ echo "== ruff check ."
 
 echo "== mypy -p kgenrich (in .lint-tree)"
 # From inside the tree, so mypy finds the tree's kgenrich before the checkout's ./kgenrich.
-(cd .lint-tree && "../$PY" -m mypy --config-file ../pyproject.toml --cache-dir ../.mypy_cache \
+(cd .lint-tree && "$PY" -m mypy --config-file ../pyproject.toml --cache-dir ../.mypy_cache \
    -p kgenrich) 2>&1 | to_checkout
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(mypy)
 
 echo "== lint-imports (in .lint-tree)"
-(cd .lint-tree && "../$PY" -c 'import sys; from importlinter.cli import lint_imports_command
+(cd .lint-tree && "$PY" -c 'import sys; from importlinter.cli import lint_imports_command
 sys.argv[0] = "lint-imports"; lint_imports_command()' --no-logo --no-cache ../pyproject.toml) \
   || failed+=(import-linter)
 
