@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import harness
 from kgenrich.kg.records import Triple  # noqa: E402
 from kgenrich.verification.confidence import (  # noqa: E402
     FEATURES,
@@ -443,8 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "labels": [int(v) for v in y],
         "relations": [r.relation for r in rows],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    harness.write_report(args.out, report, indent=1)
     args.model_out.write_text(final.to_json(), encoding="utf-8")
     print(
         f"rows {len(rows)} (true {int(y.sum())}, items {len(set(groups))}); "

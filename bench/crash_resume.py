@@ -2,229 +2,31 @@
 and check that the result is the graph of an uninterrupted run, with no triple lost or
 duplicated and no finished item sent to the LLM again.
 
-The LLM is a deterministic OpenAI-compatible server on 127.0.0.1 (the integration tests'
-`ScriptedServer`) that answers from the prompt; every prompt names its item (`Film i0042`), so
+The LLM is a deterministic OpenAI-compatible server on 127.0.0.1 (`kgenrich.testing`'s
+`FilmServer`) that answers from the prompt; every prompt names its item (`Film i0042`), so
 the server counts requests per (item, stage). The response cache is off (`cache_dir: null`):
 with it on, a re-sent request would be a cache hit and invisible here. Each run is the real CLI
 (`kgenrich run`) in its own process group, killed with SIGKILL.
 
     .venv/bin/python bench/crash_resume.py --trials 10 --seed 7 --out reports/crash_resume.json
-
-This module also holds the harness `bench/faults.py` and `bench/incremental.py` use.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
-import os
 import random
-import re
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
-
-from scripted_server import ScriptedServer  # noqa: E402
-
-PY = ROOT / ".venv" / "bin" / "python"
-ITEM_RE = re.compile(r"\bi(\d{4})\b")
-GENRES = ["Comedy", "Drama", "Thriller", "Horror", "Romance", "Action", "Animation", "Crime"]
-COUNTRIES = ["USA", "UK", "France", "Japan", "Italy", "Germany"]
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-def person(n: int) -> str:
-    first = ["Ann", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus", "Hal", "Ida", "Jo", "Kai", "Lu"]
-    last = ["Moss", "Nash", "Orr", "Pike", "Quinn", "Roth", "Shaw", "Tate", "Vance", "Wolfe"]
-    return f"{first[n % len(first)]} {last[(n // len(first)) % len(last)]}{n // 120 or ''}"
-
-
-def catalog_rows(n: int, *, seed: int = 0, changed: Sequence[int] = ()) -> list[dict[str, str]]:
-    """`n` films; `changed` item numbers get an extra sentence (a catalog edit)."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        director, star = person(rng.randrange(400)), person(rng.randrange(400))
-        genre = rng.choice(GENRES)
-        text = f"A {genre.lower()} story from {rng.choice(COUNTRIES)}. Starring {star}."
-        if rng.random() < 0.7:  # the rest need completion of their director
-            text = f"Directed by {director}. " + text
-        if i in changed:
-            text += " Restored edition."
-        rows.append({"id": f"i{i:04d}", "title": f"Film i{i:04d}", "description": text,
-                     "genre": genre, "country": rng.choice(COUNTRIES)})
-    return rows
-
-
-def write_catalog(path: Path, rows: Sequence[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
-# --------------------------------------------------------------------------- LLM server
-
-
-def stage_of(system: str) -> str:
-    if "named entities" in system:
-        return "discover"
-    if "extract facts" in system:
-        return "extract"
-    return "complete"
-
-
-def deterministic_reply(body: dict[str, Any]) -> str:
-    """A model that reads the text: entities and facts from its sentences, a completion tail
-    from a hash of the item and relation."""
-    if not body.get("messages"):  # a body cut off by the SIGKILL
-        return "{}"
-    system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-    stage = stage_of(system)
-    directed = re.search(r"Directed by ([A-Z][\w ]+?)\.", user)
-    star = re.search(r"Starring ([A-Z][\w ]+?)\.", user)
-    if stage == "discover":
-        ents = [{"label": m.group(1), "type": "Person"} for m in (directed, star) if m]
-        return json.dumps({"entities": ents})
-    if stage == "extract":
-        facts = []
-        if directed:
-            facts.append({"relation": "directed_by", "tail": directed.group(1),
-                          "evidence": directed.group(0)})
-        if star:
-            facts.append({"relation": "starring", "tail": star.group(1),
-                          "evidence": star.group(0)})
-        return json.dumps({"facts": facts})
-    rel = re.search(r"Missing relation: (\w+)", user)
-    item = ITEM_RE.search(user)
-    key = f"{item.group(0) if item else ''}:{rel.group(1) if rel else ''}"
-    n = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return json.dumps({"tails": [person(n % 400)]})
-
-
-class CountingServer(ScriptedServer):
-    """`ScriptedServer` with a deterministic reply, per-(item, stage) request counts, and an
-    optional per-request fault chooser."""
-
-    def __init__(self, fault: Callable[[dict[str, Any]], Any] | None = None) -> None:
-        super().__init__(reply=deterministic_reply)
-        self.fault = fault
-
-    def _next_fault(self, body: dict[str, Any]) -> Any:
-        if self.fault is not None:
-            chosen = self.fault(body)
-            if chosen is not None:
-                return chosen
-        return super()._next_fault(body)
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
-    def counts(self, since: int = 0) -> Counter[tuple[str, str]]:
-        with self._lock:
-            recorded = self.requests[since:]
-        out: Counter[tuple[str, str]] = Counter()
-        for r in recorded:
-            msgs = r.body.get("messages")
-            if not msgs:
-                continue
-            item = ITEM_RE.search(msgs[-1]["content"]) or ITEM_RE.search(json.dumps(msgs))
-            out[(f"i{item.group(1)}" if item else "?", stage_of(msgs[0]["content"]))] += 1
-        return out
-
-
-# --------------------------------------------------------------------------- runs
-
-
-@dataclass
-class Workspace:
-    root: Path
-    catalog: Path
-    out: Path
-    config: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def make_workspace(root: Path, rows: Sequence[dict[str, str]], *, name: str = "run",
-                   settings: dict[str, Any] | None = None) -> Workspace:
-    root.mkdir(parents=True, exist_ok=True)
-    catalog = write_catalog(root / "catalog.csv", rows)
-    config = root / "settings.json"
-    base: dict[str, Any] = {
-        "llm": {"cache_dir": None, "concurrency": 4, "backoff_s": 0.05, "timeout_s": 10},
-        "discover": {"use_spacy": False},
-        "complete": {"relations": ["directed_by", "written_by"], "samples": 1},
-        "verify": {"epochs": 3, "dim": 16},
-        "chunk_size": 50,
-        "reports_dir": str(root / "reports"),
-    }
-    for k, v in (settings or {}).items():
-        base[k] = {**base[k], **v} if isinstance(v, dict) and k in base else v
-    config.write_text(json.dumps(base, indent=2), encoding="utf-8")
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_HOME": str(root.parent / "prefect-home"),
-           "PREFECT_LOGGING_LEVEL": "WARNING", "OMP_NUM_THREADS": "1"}
-    return Workspace(root=root, catalog=catalog, out=root / name, config=config, env=env)
-
-
-def cli_command(ws: Workspace, base_url: str, run_name: str) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "kgenrich"), "run", "--catalog", str(ws.catalog),
-            "--text-col", "description", "--attr", "genre=has_genre",
-            "--attr", "country=country_of_origin", "--config", str(ws.config),
-            "--out", str(ws.out), "--backend", "openai", "--base-url", base_url,
-            "--model", "bench-model", "--run-name", run_name]
-
-
-@dataclass
-class RunResult:
-    code: int | None
-    seconds: float
-    killed: bool
-    log_tail: str
-
-
-def run_cli(ws: Workspace, base_url: str, run_name: str, *,
-            kill_when: Callable[[], bool] | None = None, log: Path | None = None) -> RunResult:
-    """Run `kgenrich run` in its own process group; once `kill_when()` is true, SIGKILL the whole
-    group (the run and Prefect's temporary API server) if it is still running."""
-    log = log or ws.root / f"{run_name}.log"
-    start = time.perf_counter()
-    with log.open("w") as fh:
-        proc = subprocess.Popen(cli_command(ws, base_url, run_name), cwd=ws.root, env=ws.env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-        killed = False
-        try:
-            while proc.poll() is None:
-                if kill_when is not None and kill_when():
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    killed = True
-                    break
-                time.sleep(0.01)
-        finally:
-            # Prefect's temporary server is a child in the same group: never leave it behind.
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    tail = log.read_text(errors="replace")[-3000:]
-    return RunResult(proc.returncode, time.perf_counter() - start, killed, tail)
+from harness import ROOT, machine, make_workspace, print_row, run_cli, write_report
+from kgenrich.testing import catalog_rows, film_server
 
 
 def committed(state: Path) -> set[tuple[str, str]]:
@@ -268,20 +70,6 @@ def isomorphic(a: Path, b: Path) -> bool:
     return iso(ga, gb)
 
 
-@contextmanager
-def server(fault: Callable[[dict[str, Any]], Any] | None = None) -> Iterator[CountingServer]:
-    with CountingServer(fault) as s:
-        assert s._httpd is not None
-        s._httpd.handle_error = lambda *a: None  # type: ignore[method-assign]  # killed clients
-        yield s
-
-
-def write_reports(out: Path, data: dict[str, Any], markdown: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown, encoding="utf-8")
-
-
 # --------------------------------------------------------------------------- the benchmark
 
 
@@ -299,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = catalog_rows(args.items, seed=args.seed)
     settings = {"chunk_size": args.chunk_size}
     trials: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="kgenrich-crash-") as tmp, server() as srv:
+    with tempfile.TemporaryDirectory(prefix="kgenrich-crash-") as tmp, film_server() as srv:
         base_ws = make_workspace(Path(tmp) / "baseline", rows, settings=settings)
         mark = srv.mark()
         base = run_cli(base_ws, srv.base_url, "baseline")
@@ -359,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t["ttl_isomorphic"] = isomorphic(base_ws.out / "graph.ttl", ws.out / "graph.ttl")
                 t["isomorphic_check_s"] = round(time.perf_counter() - t0, 1)
             trials.append(t)
-            print(json.dumps(t))
+            print_row(t)
     totals = {
         "trials": len(trials),
         "killed_mid_run": sum(t["killed"] for t in trials),
@@ -376,9 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = {"command": command, "items": args.items, "chunk_size": args.chunk_size,
             "baseline": {"seconds": round(base.seconds, 1), "triples": len(base_sig),
                          "requests": sum(base_counts.values()), **base_dups},
-            "totals": totals, "trials": trials}
-    print(json.dumps(totals))
-    write_reports(args.out, data, render(data))
+            "totals": totals, "trials": trials, "machine": machine()}
+    print_row(totals)
+    write_report(args.out, data, render(data))
     return 0 if totals["identical_graphs"] == len(trials) and not totals[
         "resent_finished_item_stages"] else 1
 

@@ -52,9 +52,7 @@ from typing import Any
 
 import numpy as np
 
-# Allow running as a script from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import harness
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog  # noqa: E402
 from kgenrich.kg.io.seed import SeedGraph, read_seed  # noqa: E402
 from kgenrich.kg.ontology import load_ontology  # noqa: E402
@@ -777,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads, "cpu_count": os.cpu_count(), "load_start": load_start,
         "load_end": os.getloadavg()[0],
     }
-    json_path.write_text(json.dumps(rep, indent=2, default=str) + "\n", encoding="utf-8")
+    harness.write_report(json_path, rep, default=str)
     plot(rep, args.out_dir / "enrichment_value.png")
     md_path = args.out_dir / "enrichment_value.md"
     md_path.write_text(render_markdown(rep), encoding="utf-8")

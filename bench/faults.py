@@ -14,25 +14,22 @@ import argparse
 import json
 import random
 import sqlite3
-import sys
 import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from crash_resume import (  # noqa: E402
-    ROOT,
+from harness import ROOT, machine, make_workspace, print_row, run_cli, write_report
+from kgenrich.testing import (
+    Fault,
     catalog_rows,
-    make_workspace,
-    run_cli,
-    server,
+    film_server,
+    http_error,
+    malformed_json,
+    rate_limited,
     write_catalog,
-    write_reports,
 )
-from scripted_server import Fault, http_error, malformed_json, rate_limited  # noqa: E402
 
 TIMEOUT_S = 1.5
 
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     mix = FaultMix(args.seed)
     runs: list[dict[str, Any]] = []
     settings = {"llm": {"timeout_s": TIMEOUT_S, "max_retries": 4, "backoff_s": 0.05}}
-    with tempfile.TemporaryDirectory(prefix="kgenrich-faults-") as tmp, server(mix) as srv:
+    with tempfile.TemporaryDirectory(prefix="kgenrich-faults-") as tmp, film_server(mix) as srv:
         ws = make_workspace(Path(tmp) / "ws", rows, settings=settings)
         state = ws.out / "state.sqlite"
 
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             # every item processed or listed, none silently dropped
             r["unaccounted_items"] = args.items - r["items_done"] - r["failed_items_listed"] \
                 - r["items_pending"]
-            print(json.dumps({k: v for k, v in r.items() if k != "log_tail"}))
+            print_row({k: v for k, v in r.items() if k != "log_tail"})
             return r
 
         for n in range(1, args.max_runs + 1):
@@ -158,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     data = {"command": command, "items": args.items, "timeout_s": TIMEOUT_S,
             "fault_mix": {"500": 0.20, "429 Retry-After 0.2s": 0.10, "malformed body": 0.10,
                           "timeout": 0.05},
-            "runs": runs}
-    write_reports(args.out, data, render(data))
+            "runs": runs, "machine": machine()}
+    write_report(args.out, data, render(data))
     ok = all(r["exit"] == 0 and r["unaccounted_items"] == 0 and r["done_items_asked_again"] == 0
              for r in runs)
     return 0 if ok else 1

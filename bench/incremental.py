@@ -1,7 +1,7 @@
 """Incremental re-runs: LLM calls and wall time of `kgenrich run` on a 1,000-item catalog, first
 run, re-run unchanged, and re-run after 1% of the items (10) changed, against the deterministic
-loopback server of `bench/crash_resume.py` with the LLM response cache off (so every saved call
-is the state store's doing, not a cache hit).
+loopback server `kgenrich.testing.FilmServer` (as in `bench/crash_resume.py`) with the LLM
+response cache off (so every saved call is the state store's doing, not a cache hit).
 
     .venv/bin/python bench/incremental.py --items 1000 --changed 10 --out reports/incremental.json
 """
@@ -15,17 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from crash_resume import (  # noqa: E402
-    ROOT,
-    catalog_rows,
-    make_workspace,
-    run_cli,
-    server,
-    write_catalog,
-    write_reports,
-)
+from harness import ROOT, machine, make_workspace, print_row, run_cli, write_report
+from kgenrich.testing import catalog_rows, film_server, write_catalog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     step = max(1, args.items // max(args.changed, 1))
     changed = list(range(0, args.items, step))[: args.changed]
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="kgenrich-incr-") as tmp, server() as srv:
+    with tempfile.TemporaryDirectory(prefix="kgenrich-incr-") as tmp, film_server() as srv:
         ws = make_workspace(Path(tmp) / "ws", rows)
         for name, catalog in (("first run", rows), ("unchanged", rows),
                               (f"{args.changed} changed", catalog_rows(
@@ -61,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
                  "reused_per_stage": inc["reused"], "triples": report["totals"]["triples"],
                  "stage_seconds": {s["stage"]: s["seconds"] for s in report["stages"]}}
             runs.append(r)
-            print(json.dumps(r))
+            print_row(r)
     command = (f".venv/bin/python bench/incremental.py --items {args.items} --changed "
                f"{args.changed} --seed {args.seed}")
-    data = {"command": command, "items": args.items, "runs": runs}
-    write_reports(args.out, data, render(data))
+    data = {"command": command, "items": args.items, "runs": runs, "machine": machine()}
+    write_report(args.out, data, render(data))
     return 0
 
 

@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, write_report
 
 PROMPT = (
     "List facts about these films as JSON lines with keys title, year, director, genres: "
@@ -104,11 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         "build": os.environ.get("KGENRICH_LLAMA_BUILD", "see scripts/setup.sh"),
         "rows": rows,
     }
-    from kgenrich.kg.atomic import atomic_write
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out) as fh:
-        fh.write(json.dumps(result, indent=2) + "\n")
     lines = ["# Embedded LLM speed", "", f"`{result['command']}`", "",
              f"{result['machine']}; llama-cpp-python {result['llama_cpp_python']} "
              f"({result['build']}).", "",
@@ -117,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {r['threads']} | {'on' if r['extra_bufts'] else 'off'} | "
                      f"{r['prompt_tok_per_s']} | {r['gen_tok_per_s']} | {r['startup_s']} |")
-    with atomic_write(args.out.with_suffix(".md")) as fh:
-        fh.write("\n".join(lines) + "\n")
+    write_report(args.out, result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

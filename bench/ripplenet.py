@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Allow running as a script from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import harness
 from kgenrich.recsys.data import RippleData, load_ripplenet_dir  # noqa: E402
 from kgenrich.recsys.params import PRESETS, RippleParams, preset  # noqa: E402
 from kgenrich.recsys.train import SELECTION, EvalResult, train_and_evaluate  # noqa: E402
@@ -208,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "paper": PAPER.get(args.preset),
         "runs": [r.to_dict() for r in results],
         "total_seconds": time.perf_counter() - start,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": harness.peak_rss_mb(),
         "environment": {
             "torch": torch.__version__, "numpy": np.__version__, "threads": args.threads,
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
@@ -224,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS {report['peak_rss_mb']:.0f} MB"
     )
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        args.out.with_suffix(".md").write_text(markdown(report, data, results), encoding="utf-8")
+        harness.write_report(args.out, report, markdown(report, data, results))
         print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 

@@ -15,12 +15,9 @@ and Markdown next to it (same name, ``.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import random
-import resource
 import shutil
 import statistics
 import sys
@@ -33,12 +30,10 @@ from typing import Any
 import pyoxigraph as ox
 import rdflib
 
-# Allow running as a script from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kgenrich.kg.export.rdf import write_nquads  # noqa: E402
-from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple  # noqa: E402
-from kgenrich.kg.store import PREFIXES, ExportFormat, GraphStore  # noqa: E402
+from harness import machine, peak_rss_mb, write_report
+from kgenrich.kg.export.rdf import write_nquads
+from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
+from kgenrich.kg.store import PREFIXES, ExportFormat, GraphStore
 
 logger = logging.getLogger("bench.store")
 
@@ -104,10 +99,6 @@ def synthetic(n_records: int, *, seed: int) -> tuple[list[Entity], list[Triple]]
     return entities, triples
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     out = fn()
@@ -163,7 +154,7 @@ def rdflib_part(store: GraphStore, *, cap: int, tmp: Path) -> dict[str, Any]:
     return {"triples": n, "build_s": round(build, 2), "turtle_s": round(turtle, 2),
             "turtle_mb": round(out.stat().st_size / 1e6, 1), "join_s": round(join, 4),
             "join_rows": rows, "join_all_s": round(join_all, 4), "join_all_count": count,
-            "peak_rss_mb": round(peak_mb())}
+            "peak_rss_mb": round(peak_rss_mb())}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entities, triples = [], []  # free the records before the export steps
         graphs = store.count(by="graph")
         quads = sum(graphs.values())
-        peak_after_load = peak_mb()
+        peak_after_load = peak_rss_mb()
         results: dict[str, Any] = {"load_s": round(load_s, 2),
                                    "of_which_render_nquads_s": round(render_s, 2),
                                    "reload_same_records_s": round(reload_s, 2)}
@@ -212,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "join_all_s": round(join_all_s, 4), "join_all_count": int(join_all[0]["n"]),
                     "confidence_filter_s": round(conf_s, 4),
                     "confidence_filter_count": int(conf[0]["n"])}
-        peak_oxigraph = peak_mb()
+        peak_oxigraph = peak_rss_mb()
         rdflib_results = (rdflib_part(store, cap=args.rdflib_max, tmp=tmp)
                           if args.rdflib_max > 0 else None)
         store.close()
@@ -220,10 +211,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "command": " ".join([".venv/bin/python", "bench/store.py", *sys.argv[1:]]),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "pyoxigraph": ox.__version__ if hasattr(ox, "__version__") else "?",
-                    "rdflib": rdflib.__version__},
+        "machine": machine(cpus=os.cpu_count(),
+                           pyoxigraph=ox.__version__ if hasattr(ox, "__version__") else "?",
+                           rdflib=rdflib.__version__),
         "store": "in-memory" if args.in_memory else "on disk (RocksDB)",
         "records": {"triples": report.statements, "facts": report.facts,
                     "entities": report.entities, "generate_s": round(gen_s, 2)},
@@ -233,7 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rdflib": rdflib_results,
         "peak_rss_mb": {"after_load": round(peak_after_load),
                         "after_oxigraph_part": round(peak_oxigraph),
-                        "after_rdflib_part": round(peak_mb())},
+                        "after_rdflib_part": round(peak_rss_mb())},
     }
 
 
@@ -304,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     text = markdown(result)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+    write_report(args.out, result, text)
     return 0
 
 

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,13 +40,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from harness import ROOT, cpu_seconds, peak_rss_mb, write_report
+from kgenrich.data import ontology
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-ONTOLOGY = ROOT / "data" / "ontology" / "movies.json"
+ONTOLOGY = ontology("movies")
 GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Thriller", "Animation",
           "Documentary", "Western", "Musical", "Crime", "Fantasy")
 RELATION = "directed_by"
@@ -154,15 +153,6 @@ def server_stats(base_url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one level
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def bench_settings(*, base_url: str, concurrency: int, n: int, work: Path,
                    max_calls: int | None = None) -> dict[str, Any]:
     return {
@@ -184,9 +174,9 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
     from kgenrich.flows import io as fio
     from kgenrich.flows.enrich import EnrichInputs, enrich
     from kgenrich.kg.io.catalog import CatalogMapping
-    from kgenrich.settings import Settings
     from kgenrich.pipeline.complete import complete_tails
     from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
+    from kgenrich.settings import Settings
 
     mapping = CatalogMapping(attributes={"genres": "has_genre"})
     settings = Settings(**bench_settings(base_url=base_url, concurrency=concurrency, n=n,
@@ -210,15 +200,15 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
                        gaps={it.id: [rel] for it in items[-concurrency:]}, facts={},
                        labels_by_type={}, samples=1, temperature=0.0, max_candidates=40)
         server_stats(base_url)
-        cpu0, t0 = _cpu_s(), time.perf_counter()
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         direct = complete_tails(
             todo, llm=llm, ontology=ontology, gaps={it.id: [rel] for it in todo},
             facts={it.id: [("has_genre", g) for g in it.attributes.get("has_genre", ())]
                    for it in todo},
             labels_by_type={}, samples=1, temperature=0.0, max_candidates=40)
-        direct_s, direct_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        direct_s, direct_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         seen_direct = server_stats(base_url)
-    rss_stage = _rss_mb()
+    rss_stage = peak_rss_mb()
     answered = len(direct.kept)
 
     inputs = EnrichInputs(catalog=catalog, ontology=ONTOLOGY, mapping=mapping,
@@ -246,7 +236,7 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
         "flow_complete_kept": stage.kept, "flow_complete_rejected": stage.rejected,
         "flow_s": round(flow_s, 2), "flow_fixed_s": round(flow_s - llm_s, 2),
         "flow_vs_direct_ms_per_item": round(1000 * (flow_s - direct_s) / n, 2),
-        "peak_rss_mb_stage": round(rss_stage, 1), "peak_rss_mb_flow": round(_rss_mb(), 1),
+        "peak_rss_mb_stage": round(rss_stage, 1), "peak_rss_mb_flow": round(peak_rss_mb(), 1),
         "meets_target_direct": answered / direct_s >= target,
         "meets_target_flow": flow_rate >= target,
     }
@@ -418,9 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(result["budget"]), flush=True)
         finally:
             stop_process_group(llm_server)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render(result))
+    write_report(args.out, result, render(result))
     print(render(result))
     return 0
 

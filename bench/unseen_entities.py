@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import sys
 import tarfile
 import tempfile
@@ -41,9 +40,7 @@ from typing import Any
 
 import numpy as np
 
-# Allow running as a script from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import harness
 from kgenrich.verification.fallback import (  # noqa: E402
     FallbackConfig,
     FallbackScorer,
@@ -382,7 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "timing_s": {"encoder_load": round(load_s, 1), "encode_all_texts": round(encode_s, 1),
                      "fit": round(fit_s, 1), "total": round(time.perf_counter() - started, 1)},
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(harness.peak_rss_mb(), 1),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "threads": args.threads},
     }
@@ -454,9 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+        harness.write_report(args.out, report, text)
     return 0
 
 

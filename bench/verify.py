@@ -19,8 +19,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import platform
-import resource
 import shlex
 import sys
 import time
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import harness
 from kgenrich.verification.attributes import has_attribute_evidence
 from kgenrich.verification.calibrate import Calibrator
 from kgenrich.verification.features import FEATURE_NAMES, GraphFeatures
@@ -268,7 +267,7 @@ def run_one(
     the saved verifiers in ``stack_with`` add their KGE features to it.
     """
     kwargs = dict(train_kwargs) if model_name is None else {**train_kwargs, "model": model_name}
-    cpu_before = _cpu_seconds()
+    cpu_before = harness.cpu_seconds()
     wall_before = time.perf_counter()
     if load_from is not None:
         model = KGEModel.load(load_from)
@@ -277,7 +276,7 @@ def run_one(
     else:
         model = train_verifier(data["train"], valid=data["valid"], **kwargs)
         train_wall = time.perf_counter() - wall_before
-        train_cpu = _cpu_seconds() - cpu_before
+        train_cpu = harness.cpu_seconds() - cpu_before
 
     # two ways to read the model: its raw score, and its softmax log-likelihood over all
     # entities; which one the run reports as primary is decided on validation accuracy only
@@ -330,7 +329,7 @@ def run_one(
         "classification_by_score_kind": by_kind,
         "link_prediction_test": dataclasses.asdict(link_prediction),
         "link_prediction_seconds": lp_seconds,
-        "peak_rss_mb_so_far": _peak_rss_mb(),
+        "peak_rss_mb_so_far": harness.peak_rss_mb(),
         "loaded_from": None if load_from is None else str(load_from),
         "stacked_with": [str(path) for path in stack_with] if graph is not None else None,
     }
@@ -562,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name}: test acc {test['accuracy']:.4f} F1 {test['f1']:.4f} ECE {test['ece']:.4f} "
             f"Brier {test['brier']:.4f} | MRR {lp['mrr']:.4f} Hits@10 {lp['hits_at_10']:.4f} | "
             f"train {result['train_wall_seconds']:.0f}s wall, {result['train_cpu_seconds']:.0f}s "
-            f"CPU, {result['training']['epochs_run']} epochs | peak RSS {_peak_rss_mb():.0f} MB"
+            f"CPU, {result['training']['epochs_run']} epochs | "
+            f"peak RSS {harness.peak_rss_mb():.0f} MB"
         )
     if args.save_model is not None and model is not None:
         model.save(args.save_model)
@@ -572,24 +572,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": "python " + " ".join(shlex.quote(a) for a in ["bench/verify.py", *sys.argv[1:]])
         if argv is None
         else "python bench/verify.py " + " ".join(shlex.quote(a) for a in argv),
-        "machine": {
-            "cpu_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": harness.machine(cpu_threads=torch.get_num_threads()),
         "sizes": {split: len(triples) for split, triples in data.items()},
         "runs": runs,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": harness.peak_rss_mb(),
         "reference_codex_s_paper": PAPER_CODEX_S,
     }
     if args.merge and args.out is not None and args.out.is_file():
         report = merge_reports(json.loads(args.out.read_text(encoding="utf-8")), report)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
         md_path = args.md or args.out.with_suffix(".md")
-        md_path.write_text(markdown_summary(report), encoding="utf-8")
+        harness.write_report(args.out, report, markdown_summary(report), md_path=md_path)
         print(f"wrote {args.out} and {md_path}")
     return 0
 
@@ -603,16 +596,6 @@ def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged["runs"] = [*old["runs"], *new["runs"]]
     merged["peak_rss_mb"] = max(float(old.get("peak_rss_mb", 0.0)), new["peak_rss_mb"])
     return merged
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 if __name__ == "__main__":

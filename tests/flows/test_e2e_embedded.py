@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kgenrich.data import ontology
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
@@ -16,7 +17,6 @@ from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _model_available() -> str | None:
@@ -37,7 +37,7 @@ def test_enrich_with_real_embedded_model(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     inputs = EnrichInputs(
-        catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"),
         out_dir=tmp_path / "out", seed=DATA / "seed.tsv", run_name="e2e",
         mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",

@@ -7,21 +7,21 @@ from pathlib import Path
 import pytest
 import rdflib
 
+from kgenrich.data import ontology
+from kgenrich.errors import InputError
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
-from kgenrich.errors import InputError
 from kgenrich.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _inputs(tmp_path: Path, catalog: Path = DATA / "catalog.csv") -> EnrichInputs:
     return EnrichInputs(
         catalog=catalog,
-        ontology=ROOT / "data" / "ontology" / "movies.json",
+        ontology=ontology("movies"),
         out_dir=tmp_path / "out",
         seed=DATA / "seed.tsv",
         run_name="test",

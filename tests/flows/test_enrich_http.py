@@ -9,16 +9,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scripted_server import TEST_KEY, ScriptedServer, http_error, rate_limited
-
+from kgenrich.data import ontology
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
+from kgenrich.testing import TEST_KEY, ScriptedServer, http_error, rate_limited
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def knowledgeable(body: dict[str, Any]) -> str:
@@ -46,7 +45,7 @@ def knowledgeable(body: dict[str, Any]) -> str:
 
 def _run(tmp_path: Path, server: ScriptedServer, name: str, review: Path | None = None) -> Any:
     inputs = EnrichInputs(
-        catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"),
         out_dir=tmp_path / name, seed=DATA / "seed.tsv", run_name=name, review=review,
         mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",

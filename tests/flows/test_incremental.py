@@ -9,18 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scripted_server import TEST_KEY, Fault, ScriptedServer, http_error
-
+from kgenrich.data import ontology
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import SourceKind
 from kgenrich.runs.state import FAILED, StateStore
-from kgenrich.settings import Settings
 from kgenrich.pipeline.report import RunReport
+from kgenrich.settings import Settings
+from kgenrich.testing import TEST_KEY, Fault, ScriptedServer, http_error
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 TITLES = {"m1": "Toy Story", "m2": "GoldenEye", "m3": "Four Rooms", "m4": "Get Shorty",
           "m5": "Amélie", "m6": "千と千尋の神隠し", "m7": "Heat", "m8": "Fargo", "m9": "Babe",
           "m10": "Se7en"}
@@ -81,7 +80,7 @@ def _catalog(path: Path, *, drop: str | None = None, edit: dict[str, str] | None
 
 def _run(tmp_path: Path, server: ScriptedServer, catalog: Path, name: str) -> RunReport:
     inputs = EnrichInputs(
-        catalog=catalog, ontology=ROOT / "data" / "ontology" / "movies.json",
+        catalog=catalog, ontology=ontology("movies"),
         out_dir=tmp_path / "out", seed=DATA / "seed.tsv", run_name=name,
         mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_server import TEST_KEY, ScriptedServer, http_error
 
+from kgenrich.data import ontology
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.settings import Settings
+from kgenrich.testing import TEST_KEY, ScriptedServer, http_error
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Everything(logging.Handler):
@@ -71,7 +71,7 @@ def test_key_in_no_log_artifact_parameter_or_file(tmp_path: Path, all_logs: _Eve
 
     out, reports, cache = tmp_path / "out", tmp_path / "reports", tmp_path / "cache"
     inputs = EnrichInputs(
-        catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"),
         out_dir=out, seed=DATA / "seed.tsv", run_name="secret",
         mapping=CatalogMapping(text=("description",),
                             attributes={"director": "directed_by", "genres": "has_genre",

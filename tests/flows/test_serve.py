@@ -15,18 +15,18 @@ from typing import Any, TypeVar
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from scripted_server import TEST_KEY
 
+from kgenrich.data import ontology
+from kgenrich.errors import ConfigError
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.flows.serve import (
     deployment_parameters,
-    local_prefect_server,
     serve_command,
     stop_process_group,
 )
-from kgenrich.errors import ConfigError
 from kgenrich.settings import Settings
+from kgenrich.testing import TEST_KEY
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 def _inputs(tmp_path: Path) -> EnrichInputs:
     return EnrichInputs(
-        catalog=DATA / "catalog.csv", ontology=ROOT / "data" / "ontology" / "movies.json",
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"),
         out_dir=tmp_path / "out",
         mapping=CatalogMapping(text=("description",), attributes={"director": "directed_by"}),
     )
@@ -95,56 +95,54 @@ sys.exit(serve_command(inputs, Settings(), cron=sys.argv[2], name=sys.argv[3]))
 
 
 @pytest.mark.slow
-def test_serve_registers_cron_deployment_and_scheduler_creates_runs(tmp_path: Path) -> None:
+def test_serve_registers_cron_deployment_and_scheduler_creates_runs(
+    tmp_path: Path, local_prefect_api: str
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    fast_scheduler = {
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
-    }
-    with local_prefect_server(tmp_path / "server-home", env=fast_scheduler) as api:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update({"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "serve-home"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                    "KGENRICH_LLM__BACKEND": "fake", "KGENRICH_LLM__API_KEY": TEST_KEY,
-                    "KGENRICH_REPORTS_DIR": str(tmp_path / "reports")})
-        log = (tmp_path / "serve.log").open("wb")
-        serve = subprocess.Popen(
-            [sys.executable, "-c", SERVE, _inputs(tmp_path).model_dump_json(), CRON, "nightly"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: api}), \
-                    get_client(sync_client=True) as client:
+    api = local_prefect_api
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "serve-home"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                "KGENRICH_LLM__BACKEND": "fake", "KGENRICH_LLM__API_KEY": TEST_KEY,
+                "KGENRICH_REPORTS_DIR": str(tmp_path / "reports")})
+    log = (tmp_path / "serve.log").open("wb")
+    serve = subprocess.Popen(
+        [sys.executable, "-c", SERVE, _inputs(tmp_path).model_dump_json(), CRON, "nightly"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api}), \
+                get_client(sync_client=True) as client:
 
-                def deployment() -> Any:
-                    assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-                    try:
-                        return client.read_deployment_by_name("enrich/nightly")
-                    except Exception:  # noqa: BLE001 - not registered yet (404)
-                        return None
+            def deployment() -> Any:
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    return client.read_deployment_by_name("enrich/nightly")
+                except Exception:  # noqa: BLE001 - not registered yet (404)
+                    return None
 
-                dep = _wait("the deployment", deployment)
-                assert [s.schedule.cron for s in dep.schedules] == [CRON]
-                assert all(s.active for s in dep.schedules) and not dep.paused
-                assert dep.entrypoint == "kgenrich.flows.enrich.enrich"
+            dep = _wait("the deployment", deployment)
+            assert [s.schedule.cron for s in dep.schedules] == [CRON]
+            assert all(s.active for s in dep.schedules) and not dep.paused
+            assert dep.entrypoint == "kgenrich.flows.enrich.enrich"
 
-                def scheduled() -> list[Any]:
-                    return client.read_flow_runs(deployment_filter=DeploymentFilter(
-                        id=DeploymentFilterId(any_=[dep.id])))
+            def scheduled() -> list[Any]:
+                return client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    id=DeploymentFilterId(any_=[dep.id])))
 
-                runs = _wait("scheduled flow runs", scheduled)
-                assert all(r.state is not None and r.state.is_scheduled() for r in runs)
-                assert all(r.expected_start_time is not None
-                           and (r.expected_start_time.hour, r.expected_start_time.minute)
-                           == (3, 0) for r in runs)
-                stored = json.dumps([dep.parameters, *(r.parameters for r in runs)])
-                assert TEST_KEY not in stored and "**********" not in stored
-                assert "api_key" not in dep.parameters["settings"]["llm"]
-        finally:
-            stop_process_group(serve)
-            log.close()
-        assert serve.poll() is not None
+            runs = _wait("scheduled flow runs", scheduled)
+            assert all(r.state is not None and r.state.is_scheduled() for r in runs)
+            assert all(r.expected_start_time is not None
+                       and (r.expected_start_time.hour, r.expected_start_time.minute)
+                       == (3, 0) for r in runs)
+            stored = json.dumps([dep.parameters, *(r.parameters for r in runs)])
+            assert TEST_KEY not in stored and "**********" not in stored
+            assert "api_key" not in dep.parameters["settings"]["llm"]
+    finally:
+        stop_process_group(serve)
+        log.close()
+    assert serve.poll() is not None
     with pytest.raises(ProcessLookupError):  # nothing left in the serve process group
         os.killpg(serve.pid, 0)

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from scripted_server import (
+
+from kgenrich.pipeline.llm.base import LLMRequest
+from kgenrich.testing import (
     TEST_KEY,
     ClientFactory,
     Fault,
@@ -24,8 +26,6 @@ from scripted_server import (
     rate_limited,
     slow,
 )
-
-from kgenrich.pipeline.llm.base import LLMRequest
 
 
 class Named(BaseModel):

@@ -6,22 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from kgenrich.errors import ExportError
 from kgenrich.kg.export.jsonl import read_jsonl
 from kgenrich.kg.export.recbole import write_recbole
 from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
 from kgenrich.kg.io.seed import read_seed
-from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Ontology
-from kgenrich.errors import ExportError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
 RECORDS = read_jsonl(DATA / "golden_records")
-
-
-@pytest.fixture(scope="module")
-def movies() -> Ontology:
-    return load_ontology(ROOT / "data" / "ontology" / "movies.json")
 
 
 def _rows(path: Path) -> list[list[str]]:

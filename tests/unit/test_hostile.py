@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from kgenrich.data import ontology
+from kgenrich.errors import InputError
 from kgenrich.kg.export.rdf import write_nquads
 from kgenrich.kg.ids import mint_entity_id
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
@@ -32,7 +34,6 @@ from kgenrich.kg.io.seed import read_seed
 from kgenrich.kg.namespace import entity_id, entity_iri
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Decision, Entity, Item, Provenance, SourceKind, Triple
-from kgenrich.errors import InputError
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import complete_tails
 from kgenrich.pipeline.discover import build_discover_messages, discover_entities
@@ -44,8 +45,7 @@ from kgenrich.pipeline.verify import verify_triples
 from kgenrich.verification.combiner import Combiner
 from kgenrich.verification.scorers import FunctionScorer
 
-ROOT = Path(__file__).resolve().parents[2]
-ONTOLOGY = load_ontology(ROOT / "data" / "ontology" / "movies.json")
+ONTOLOGY = load_ontology(ontology("movies"))
 MAPPING = CatalogMapping(id="id", title="title", text=("description",),
                          attributes={"genres": "has_genre"})
 HYPO = settings(max_examples=150, deadline=None,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kgenrich.kg.ontology import load_ontology
+from kgenrich.data import ontology
 from kgenrich.errors import InputError
+from kgenrich.kg.ontology import load_ontology
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
     "item_type": "Movie",
     "types": ["Movie", "Person"],
@@ -19,7 +19,7 @@ GOOD = {
 
 
 def test_shipped_ontologies_load() -> None:
-    movies = load_ontology(ROOT / "data" / "ontology" / "movies.json")
+    movies = load_ontology(ontology("movies"))
     assert movies.item_type == "Movie"
     assert {
         "directed_by",
@@ -30,7 +30,7 @@ def test_shipped_ontologies_load() -> None:
         "original_language",
     } <= set(movies.relation_names)
     assert movies.relation("release_year").functional  # type: ignore[union-attr]
-    books = load_ontology(ROOT / "data" / "ontology" / "books.json")
+    books = load_ontology(ontology("books"))
     assert books.relation_names == ("written_by", "published_by", "has_genre")
 
 

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from kgenrich.errors import InputError
 from kgenrich.kg.ids import mint_entity_id
 from kgenrich.kg.io.seed import SeedGraph, read_seed
-from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Decision, Ontology, SourceKind
-from kgenrich.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def movies() -> Ontology:
-    return load_ontology(ROOT / "data" / "ontology" / "movies.json")
 
 
 def keys(graph: SeedGraph) -> set[tuple[str, str, str]]:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from kgenrich.data import ontology
+from kgenrich.errors import InputError
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.seed import read_seed
 from kgenrich.kg.ontology import load_ontology
-from kgenrich.errors import InputError
+from kgenrich.kg.records import Ontology
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -33,8 +35,7 @@ def test_ml100k_item_catalog() -> None:
     assert items[0].title == "Toy Story"
 
 
-def test_ml100k_recbole_kg_and_link() -> None:
-    movies = load_ontology(ROOT / "data" / "ontology" / "movies.json")
+def test_ml100k_recbole_kg_and_link(movies: Ontology) -> None:
     g = read_seed(ML / "ml-100k.kg", ontology=movies)
     assert g.counts["triples"] == 91_631
     assert g.counts["entities"] == 34_628
@@ -42,8 +43,7 @@ def test_ml100k_recbole_kg_and_link() -> None:
     assert sum(1 for e in g.entities if e.type == "Movie") == 1_598
 
 
-def test_imdb_auxiliary_has_one_malformed_line() -> None:
-    movies = load_ontology(ROOT / "data" / "ontology" / "movies.json")
+def test_imdb_auxiliary_has_one_malformed_line(movies: Ontology) -> None:
     with pytest.raises(InputError) as info:
         read_seed(ML / "imdb_auxiliary.txt", ontology=movies)
     assert (info.value.line, info.value.field) == (1576, "id")  # "id:1581:genre:Mystery|..."
@@ -56,7 +56,7 @@ def test_imdb_auxiliary_has_one_malformed_line() -> None:
 
 
 def test_book_crossing_ripplenet() -> None:
-    books = load_ontology(ROOT / "data" / "ontology" / "books.json")
+    books = load_ontology(ontology("books"))
     g = read_seed(BX / "kg_final.txt", ontology=books)
     assert g.counts["triples"] == 151_500
     assert g.counts["entities"] == 77_903

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat server on 127.0.0.1 for integration tests.
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
 
 Each chat request takes the next queued `Fault` (HTTP errors, 429 with Retry-After, malformed
 bodies, slow answers) or, when none is queued, answers with `reply(body)`. It records every
@@ -14,14 +14,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
+if TYPE_CHECKING:  # only for the factory's type: the server itself needs no LLM client
+    from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
 
 TEST_KEY = "sk-kgenrich-TOPSECRET-0123456789"
 """The API key the test clients use; the leak test scans for it."""
 
-ClientFactory = Callable[..., OpenAICompatibleLLM]
+ClientFactory = Callable[..., "OpenAICompatibleLLM"]
+"""Builds an `OpenAICompatibleLLM` for a running server; keyword arguments override defaults."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class ScriptedServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}/v1"
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
