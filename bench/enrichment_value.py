@@ -66,12 +66,12 @@ from kgenrich.kg.records import (  # noqa: E402
     StageStats,
     Triple,
 )
-from kgenrich.settings import Settings  # noqa: E402
 from kgenrich.pipeline import assemble  # noqa: E402
 from kgenrich.pipeline.candidates import Candidate, to_triples  # noqa: E402
 from kgenrich.pipeline.catalog import item_entities  # noqa: E402
 from kgenrich.pipeline.complete import complete_tails, missing_relations  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
+from kgenrich.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("bench.enrichment_value")
 

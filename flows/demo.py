@@ -11,9 +11,9 @@ from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.kg.io.answer_key import read_answer_key
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision
-from kgenrich.settings import Settings
 from kgenrich.pipeline.evaluate import PR, precision_recall
 from kgenrich.pipeline.report import RunReport
+from kgenrich.settings import Settings
 
 DEMO_RELATIONS = ("directed_by", "has_genre")
 

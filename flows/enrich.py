@@ -16,7 +16,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import logging  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, TypeVar, cast  # noqa: E402
+
+from prefect import Task, flow, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NONE  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
 
 from kgenrich.flows import io as fio  # noqa: E402
 from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
@@ -34,16 +40,11 @@ from kgenrich.runs.graph import BaseGraph, base_graph  # noqa: E402
 from kgenrich.runs.llm_stages import run_llm_stages  # noqa: E402
 from kgenrich.runs.state import StateStore  # noqa: E402
 from kgenrich.runs.verification import fit_run_scorer, verify_candidates  # noqa: E402
-from kgenrich.verification.scorers import Scorer  # noqa: E402
-from prefect import Task, flow, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NONE  # noqa: E402
-from prefect.utilities.annotations import quote  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
-
 from kgenrich.settings import Settings, VerifySettings  # noqa: E402
+from kgenrich.verification.scorers import Scorer  # noqa: E402
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EnrichInputs(BaseModel):
@@ -77,9 +78,15 @@ def catalog_task(
 # (per-item results) and the LLM response cache make re-runs free, and an LLM client is not a
 # cacheable input.
 STAGE_TASKS: dict[str, Task[..., Any]] = {
-    name: task(job, name=name, cache_policy=NONE, retries=1, retry_delay_seconds=5)
+    name: Task(fn=job, name=name, cache_policy=NONE, retries=1, retry_delay_seconds=5)
     for name, job in CHUNK_JOBS.items()
 }
+
+
+def unvisited(value: T) -> T:
+    """``value`` wrapped so Prefect passes it to a task without walking it (a graph of
+    thousands of records would be visited element by element); the task gets ``value``."""
+    return cast(T, quote(value))
 
 
 def submit_stage(stage: str, chunk: list[Item], kwargs: dict[str, Any]) -> ChunkFuture:
@@ -120,9 +127,9 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
                                      submit=submit_stage)
         settled = book.settle(graph, llm_out.runs)
-        scorer = fit_scorer_task(quote(graph), settings.verify)
+        scorer = fit_scorer_task(unvisited(graph), settings.verify)
         review_file = inputs.review or inputs.out_dir / "review.jsonl"
-        verified = verify_task(quote(graph), quote(llm_out.candidates), scorer=scorer,
+        verified = verify_task(unvisited(graph), unvisited(llm_out.candidates), scorer=scorer,
                                settings=settings.verify, review=review_file)
         result = rr.run_result(graph, verified)
         report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,

@@ -11,18 +11,18 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from kgenrich.errors import ConfigError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import read_interactions
 from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Entity, Item, Ontology, Triple
-from kgenrich.errors import ConfigError, InputError
-from kgenrich.settings import ExportSettings
-from kgenrich.pipeline.assemble import exported
-from kgenrich.verification.confidence import ConfidenceModel
-from kgenrich.pipeline.report import RunReport
 from kgenrich.kg.review import ReviewRow
+from kgenrich.pipeline.assemble import exported
+from kgenrich.pipeline.report import RunReport
+from kgenrich.settings import ExportSettings
+from kgenrich.verification.confidence import ConfidenceModel
 
 
 def read_ontology(path: Path) -> Ontology:

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from kgenrich.flows.runners import prefect_api_url
 from kgenrich.errors import ConfigError
-from kgenrich.settings import LLMSettings, Settings
+from kgenrich.flows.runners import prefect_api_url
 from kgenrich.pipeline.llm.openai_backend import redact_url
+from kgenrich.settings import LLMSettings, Settings
 
 if TYPE_CHECKING:  # flows.enrich imports the whole pipeline; serve_enrich imports it late
     from kgenrich.flows.enrich import EnrichInputs

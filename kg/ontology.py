@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kgenrich.kg.records import Ontology, Relation
 from kgenrich.errors import InputError
+from kgenrich.kg.records import Ontology, Relation
 
 logger = logging.getLogger(__name__)
 

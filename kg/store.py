@@ -33,12 +33,12 @@ from urllib.parse import quote
 import pyoxigraph as ox
 from rdflib import PROV, RDF, RDFS, SKOS, VOID, XSD, Graph
 
+from kgenrich.errors import ConfigError, ExportError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export.rdf import DEFAULT_FACT_DECISIONS, literal, write_nquads
 from kgenrich.kg.ids import item_entity_id
 from kgenrich.kg.namespace import KGN, KGN_IRI, KGR, KGT, check_base, entity_iri, graph_iri
 from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, SourceKind, Triple
-from kgenrich.errors import ConfigError, ExportError, InputError
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,8 @@ from kgenrich import data as packaged_data  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
 from kgenrich.settings import DecisionName, ExportFormat, Settings, load_settings  # noqa: E402
 
+DEFAULT_ONTOLOGY = packaged_data.ontology("movies")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Knowledge-graph enrichment for item catalogs.")
 console = Console(stderr=True)
@@ -116,7 +118,7 @@ def _print_report(report: Any) -> None:
 def run(
     catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
                                                 ".item.", exists=True, dir_okay=False)],
-    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = packaged_data.ontology("movies"),
+    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = DEFAULT_ONTOLOGY,
     out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
     id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
     title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
@@ -177,10 +179,11 @@ def _run_settings(o: dict[str, Any]) -> Settings:
 
 def _inputs(o: dict[str, Any]) -> Any:
     """The flow's inputs from `run`/`serve` options."""
-    from kgenrich.flows.enrich import EnrichInputs
-    from kgenrich.kg.io.catalog import CatalogMapping
+    from pydantic import ValidationError
 
     from kgenrich.errors import InputError
+    from kgenrich.flows.enrich import EnrichInputs
+    from kgenrich.kg.io.catalog import CatalogMapping
 
     try:
         mapping = CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
@@ -328,7 +331,7 @@ def query(
     fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
 ) -> None:
     """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
-    from kgenrich.kg.store_cli import query_command
+    from kgenrich.cli_query import query_command
 
     try:
         code = query_command(store, sparql, fmt)  # type: ignore[arg-type]

@@ -26,7 +26,6 @@ from kgenrich.runs.fingerprints import (
 )
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.state import DONE, FAILED, PENDING, StateStore
-
 from kgenrich.settings import Settings
 
 logger = logging.getLogger(__name__)

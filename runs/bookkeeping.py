@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kgenrich.kg.records import SourceKind, Triple
 from pydantic import BaseModel, Field
+
+from kgenrich.kg.records import SourceKind, Triple
 
 
 class FailureRow(BaseModel):

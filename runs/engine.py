@@ -122,13 +122,22 @@ def _submit_in_window(
     while waiting or in_flight:
         while waiting and in_flight < window:
             chunk = waiting.popleft()
-            fut = submit(chunk)
-            # the callback may run at once (already done) or on another thread
-            fut.add_done_callback(lambda _f, fut=fut, chunk=chunk: finished.put((fut, chunk)))
+            _submit_one(submit, chunk, finished)
             in_flight += 1
         fut, chunk = finished.get()
         in_flight -= 1
         yield _outcome(fut, stage, chunk)
+
+
+def _submit_one(
+    submit: Submit, chunk: list[Item], finished: queue.SimpleQueue[tuple[ChunkFuture, list[Item]]]
+) -> None:
+    fut = submit(chunk)
+
+    def done(_: object) -> None:  # may run at once (already done) or on another thread
+        finished.put((fut, chunk))
+
+    fut.add_done_callback(done)
 
 
 def _outcome(fut: ChunkFuture, stage: str, chunk: Sequence[Item]) -> ChunkOutcome:

@@ -16,9 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from kgenrich.kg.records import Item, Ontology, Triple
 from kgenrich.pipeline import complete, discover, extract
-from pydantic import BaseModel
 
 STAGES: tuple[str, ...] = (discover.STAGE, extract.STAGE, complete.STAGE)
 PROMPT_VERSIONS: Mapping[str, str] = {

@@ -17,7 +17,6 @@ from kgenrich.runs.book import RunBook, enabled_stages
 from kgenrich.runs.engine import ChunkFuture, StageRun, chunk_window, run_stage
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.plan import plan_completion
-
 from kgenrich.settings import Settings
 
 #: (stage, chunk, keyword arguments) -> a future of ``runs.chunks.CHUNK_JOBS[stage](chunk,

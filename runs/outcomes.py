@@ -7,11 +7,12 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
 from kgenrich.kg.records import Item, Mention, Rejection, StageResult, StageStats
 from kgenrich.pipeline import complete, discover, extract
 from kgenrich.pipeline.candidates import Candidate
 from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
-from pydantic import BaseModel, ConfigDict
 
 # What each stage keeps, for decoding stored results.
 RECORD_TYPES: Mapping[str, type[BaseModel]] = {

@@ -14,7 +14,6 @@ from kgenrich.runs.book import RunBook, Settled
 from kgenrich.runs.bookkeeping import render_markdown_section
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.llm_stages import LLMStages
-
 from kgenrich.settings import Settings
 from kgenrich.verification.scorers import Scorer
 

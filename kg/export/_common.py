@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kgenrich.kg.records import Entity, Triple
 from kgenrich.errors import ExportError
+from kgenrich.kg.records import Entity, Triple
 
 ITEM_PREFIX = "item/"
 

@@ -19,10 +19,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kgenrich.errors import InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.io._text import read_text, split_lines
 from kgenrich.kg.records import Entity, Triple
-from kgenrich.errors import InputError
 
 logger = logging.getLogger(__name__)
 

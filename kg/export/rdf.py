@@ -43,6 +43,7 @@ from typing import IO
 from rdflib import RDF, RDFS, XSD, URIRef
 from rdflib.namespace import SKOS
 
+from kgenrich.errors import ExportError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export._common import entity_index, item_id_of, referenced_ids
 from kgenrich.kg.namespace import (
@@ -59,7 +60,6 @@ from kgenrich.kg.namespace import (
     type_iri,
 )
 from kgenrich.kg.records import Decision, Entity, SourceKind, Triple
-from kgenrich.errors import ExportError
 
 logger = logging.getLogger(__name__)
 

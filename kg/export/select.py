@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from kgenrich.kg.records import Decision, SourceKind, Triple
 from kgenrich.errors import ConfigError
+from kgenrich.kg.records import Decision, SourceKind, Triple
 
 E = TypeVar("E", Decision, SourceKind)
 

@@ -26,10 +26,10 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kgenrich.errors import InputError
 from kgenrich.kg.io._text import BAD_BYTE, MAX_FIELD_CHARS, check_field, read_text, split_lines
 from kgenrich.kg.io.recbole import ATOMIC_TYPES, parse_header
 from kgenrich.kg.records import Item
-from kgenrich.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -35,12 +35,20 @@ from rdflib import RDF, RDFS, BNode
 from rdflib import Literal as RdfLiteral
 from rdflib.namespace import OWL, SKOS, XSD
 
+from kgenrich.errors import InputError
 from kgenrich.kg.ids import item_entity_id, mint_entity_id, slug
 from kgenrich.kg.io._text import check_field, read_text, split_lines
 from kgenrich.kg.io.recbole import read_atomic
 from kgenrich.kg.namespace import KGN, KGN_IRI, local_name
-from kgenrich.kg.records import Decision, Entity, Ontology, Provenance, Rejection, SourceKind, Triple
-from kgenrich.errors import InputError
+from kgenrich.kg.records import (
+    Decision,
+    Entity,
+    Ontology,
+    Provenance,
+    Rejection,
+    SourceKind,
+    Triple,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,13 @@
 from __future__ import annotations
 
 from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message, UsageTotals
-from kgenrich.pipeline.llm.core import BUDGET_EXHAUSTED, BackendUsage, BaseLLM, RawReply, parse_answer
+from kgenrich.pipeline.llm.core import (
+    BUDGET_EXHAUSTED,
+    BackendUsage,
+    BaseLLM,
+    RawReply,
+    parse_answer,
+)
 
 __all__ = [
     "BUDGET_EXHAUSTED",

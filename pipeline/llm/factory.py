@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from kgenrich.errors import ConfigError
-from kgenrich.settings import LLMSettings
 from kgenrich.pipeline.llm.base import LLM
 from kgenrich.pipeline.llm.embedded import EmbeddedServer, ServerOptions, ensure_model
 from kgenrich.pipeline.llm.fake import FakeLLM, schema_default_responder
 from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM, ResponseFormatMode
+from kgenrich.settings import LLMSettings
 
 BackendFactory = Callable[[LLMSettings], AbstractContextManager[LLM]]
 

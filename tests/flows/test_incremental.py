@@ -14,8 +14,8 @@ from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import SourceKind
-from kgenrich.runs.state import FAILED, StateStore
 from kgenrich.pipeline.report import RunReport
+from kgenrich.runs.state import FAILED, StateStore
 from kgenrich.settings import Settings
 from kgenrich.testing import TEST_KEY, Fault, ScriptedServer, http_error
 

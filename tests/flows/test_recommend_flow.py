@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from kgenrich.cli_recommend import evaluate_command
 from kgenrich.flows.recommend import RESULT_FILE, evaluate_graph
 from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
-from kgenrich.cli_recommend import evaluate_command
 from kgenrich.recsys.export_data import load_export
 
 N_ITEMS = 40  # items i0..i19 form cluster 0, i20..i39 cluster 1

@@ -10,8 +10,8 @@ from prefect import flow, task
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from kgenrich.flows.runners import task_runner
 from kgenrich.errors import ConfigError
+from kgenrich.flows.runners import task_runner
 
 CHUNKS = [list(range(i, i + 5)) for i in range(0, 40, 5)]
 

@@ -19,12 +19,12 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from kgenrich.data import ontology
 from kgenrich.errors import ConfigError
 from kgenrich.flows.enrich import EnrichInputs, enrich
-from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.flows.serve import (
     deployment_parameters,
     serve_command,
     stop_process_group,
 )
+from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.settings import Settings
 from kgenrich.testing import TEST_KEY
 

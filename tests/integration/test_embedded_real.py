@@ -12,7 +12,6 @@ import pytest
 from pydantic import BaseModel
 
 from kgenrich.errors import ConfigError
-from kgenrich.settings import LLMSettings
 from kgenrich.pipeline.llm.base import LLMRequest
 from kgenrich.pipeline.llm.embedded import (
     EmbeddedServer,
@@ -23,6 +22,7 @@ from kgenrich.pipeline.llm.embedded import (
 )
 from kgenrich.pipeline.llm.factory import make_llm
 from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
+from kgenrich.settings import LLMSettings
 
 pytestmark = [
     pytest.mark.slow,

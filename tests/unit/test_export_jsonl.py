@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kgenrich.errors import InputError
 from kgenrich.kg.export.jsonl import read_jsonl, write_jsonl
 from kgenrich.kg.records import Provenance, SourceKind, Triple
-from kgenrich.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECORDS = read_jsonl(DATA / "golden_records")

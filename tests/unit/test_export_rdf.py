@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from rdflib import RDF, RDFS, Dataset, Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 
+from kgenrich.errors import ConfigError, ExportError
 from kgenrich.kg.export.jsonl import read_jsonl
 from kgenrich.kg.export.rdf import write_nquads, write_turtle
 from kgenrich.kg.export.select import select
 from kgenrich.kg.ids import mint_entity_id
 from kgenrich.kg.namespace import KGN, KGR, entity_id, entity_iri, graph_iri
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
-from kgenrich.errors import ConfigError, ExportError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BASE = "https://kgenrich.dev/id/"

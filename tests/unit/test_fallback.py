@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kgenrich.errors import ConfigError
 from kgenrich.verification.fallback import (
     FallbackConfig,
     FallbackScorer,
@@ -19,7 +20,6 @@ from kgenrich.verification.fallback import (
     entity_text,
 )
 from kgenrich.verification.negatives import tail_corruptions
-from kgenrich.errors import ConfigError
 
 HAVE_ENCODER = all(
     importlib.util.find_spec(m) is not None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kgenrich.kg.atomic import EXPORT_MARKER, atomic_dir, atomic_write
 from kgenrich.errors import ExportError
+from kgenrich.kg.atomic import EXPORT_MARKER, atomic_dir, atomic_write
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:

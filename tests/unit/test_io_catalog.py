@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kgenrich.errors import InputError
 from kgenrich.kg.io.catalog import (
     MAX_FIELD_CHARS,
     CatalogMapping,
@@ -17,7 +18,6 @@ from kgenrich.kg.io.catalog import (
     mapping_from_args,
     read_catalog,
 )
-from kgenrich.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MAPPING = CatalogMapping(

@@ -13,11 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from kgenrich.errors import LLMError
-from kgenrich.settings import LLMSettings
 from kgenrich.pipeline.llm.base import LLMRequest, Message
 from kgenrich.pipeline.llm.core import BUDGET_EXHAUSTED, ResponseCache, cache_key, repair_messages
 from kgenrich.pipeline.llm.factory import make_llm
 from kgenrich.pipeline.llm.fake import FakeLLM, minimal_instance, schema_default_responder
+from kgenrich.settings import LLMSettings
 
 
 class Capital(BaseModel):

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from kgenrich.kg.records import Item, Mention, Ontology, Rejection, Relation, StageResult
 from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest
 from kgenrich.runs.fingerprints import (

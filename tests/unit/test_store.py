@@ -10,12 +10,12 @@ import pytest
 from rdflib import RDF, Dataset, Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 
+from kgenrich.cli_query import query_command
+from kgenrich.errors import ConfigError, ExportError, InputError
 from kgenrich.kg.export.rdf import graph_names, write_nquads, write_turtle
 from kgenrich.kg.namespace import KGN, entity_iri, relation_iri
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
 from kgenrich.kg.store import LLM_SOURCES, RETRACTED, GraphStore
-from kgenrich.kg.store_cli import query_command
-from kgenrich.errors import ConfigError, ExportError, InputError
 
 BASE = "https://kgenrich.dev/id/"
 TRUSTED = {SourceKind.SEED, SourceKind.CATALOG}

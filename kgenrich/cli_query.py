@@ -1,4 +1,4 @@
-"""Body of `kgenrich query`: run one SPARQL query on a graph store and print the result.
+"""Body of `kgenrich query` (CLI layer): run one SPARQL query on a graph store and print the result.
 
 SELECT rows, ASK's boolean or CONSTRUCT's triples go to stdout as a rich table, JSON or CSV.
 Errors are `KgenrichError`s (bad query, missing store) for the CLI to report.
@@ -16,8 +16,8 @@ from rdflib import Graph
 from rich.console import Console
 from rich.table import Table
 
-from kgenrich.kg.store import GraphStore
 from kgenrich.errors import InputError
+from kgenrich.kg.store import GraphStore
 
 OutputFormat = Literal["table", "json", "csv"]
 
