@@ -11,7 +11,9 @@ import dataclasses
 import json
 import logging
 import math
+import pickle
 import tempfile
+import types
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -290,7 +292,8 @@ class KGEModel:
         if meta.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported verifier format {meta.get('format_version')!r}")
         # weights_only=False: a PyKEEN model is a pickled nn.Module, not a bare tensor dict.
-        model = torch.load(path / _MODEL_FILE, weights_only=False, map_location="cpu")
+        model = torch.load(path / _MODEL_FILE, weights_only=False, map_location="cpu",
+                           pickle_module=_PICKLE)
         factory = TriplesFactory.from_path_binary(path / _TRIPLES_DIR)
         report = dict(meta["report"])
         report["valid_mrr_history"] = tuple(report["valid_mrr_history"])
@@ -487,3 +490,16 @@ def _build_loop(config: TrainingConfig, kge: Model, factory: TriplesFactory) -> 
         negative_sampler_kwargs={"num_negs_per_pos": config.negatives_per_positive},
         **common,
     )
+
+
+# Verifiers saved before kgenrich installed under one name pickled this module as `kg.kge`.
+_RENAMED_MODULES = {"kg.kge": __name__}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_RENAMED_MODULES.get(module, module), name)
+
+
+_PICKLE = types.ModuleType("kgenrich_verifier_pickle")
+_PICKLE.__dict__.update({**pickle.__dict__, "Unpickler": _Unpickler})

@@ -144,3 +144,19 @@ def test_ranks_are_between_one_and_the_number_of_entities(verifier: KGEModel) ->
         ranks = verifier.ranks(triples, side=side)  # type: ignore[arg-type]
         assert math.isnan(ranks[-1])
         assert ((ranks[:-1] >= 1) & (ranks[:-1] <= n_entities)).all()
+
+
+def test_verifier_pickled_under_the_old_module_name_still_loads() -> None:
+    """Verifiers saved before the one-name install pickled `kg.kge._Dropout`."""
+    import io
+    import pickle
+
+    from kgenrich.verification import kge
+
+    data = pickle.dumps(kge._Dropout(0.25), protocol=2)
+    old = data.replace(b"kgenrich.verification.kge", b"kg.kge")
+    assert old != data
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(old)
+    loaded = kge._PICKLE.Unpickler(io.BytesIO(old)).load()
+    assert isinstance(loaded, kge._Dropout) and loaded.p == 0.25
