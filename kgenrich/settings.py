@@ -189,6 +189,12 @@ class ExportSettings(_Section):
         ("trusted", "accepted"),
         description="Decisions exported to the recommender files (RDF always keeps all).",
     )
+    assert_decisions: tuple[DecisionName, ...] = Field(
+        ("trusted", "accepted"),
+        description="Decisions asserted as facts: plain triples in graph.ttl, the source graphs "
+        "of graph.nq and the graph store, and GraphML edges. Other triples are candidates: "
+        "reified statements only (in graph.nq in <base>graph/candidates), and in the JSONL dump.",
+    )
     base_iri: str = Field("https://kgenrich.dev/id/", description="Base for minted entity IRIs.")
 
 
