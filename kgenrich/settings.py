@@ -187,7 +187,8 @@ class ExportSettings(_Section):
     )
     include: tuple[DecisionName, ...] = Field(
         ("trusted", "accepted"),
-        description="Decisions exported to the recommender files (RDF always keeps all).",
+        description="Decisions exported to the recommender files (RDF keeps every triple, "
+        "asserting those in assert_decisions; triples.jsonl keeps all).",
     )
     assert_decisions: tuple[DecisionName, ...] = Field(
         ("trusted", "accepted"),

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rdflib import RDF, Dataset, Graph, Literal, URIRef
 
 from kgenrich.flows.io import write_exports
 from kgenrich.kg.export.jsonl import read_jsonl
-from kgenrich.kg.export.rdf import candidates_graph, graph_names
+from kgenrich.kg.export.rdf import candidates_graph, graph_names, write_nquads, write_turtle
 from kgenrich.kg.export.select import DEFAULT_FACT_DECISIONS
 from kgenrich.kg.namespace import KGN, entity_iri, relation_iri
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
@@ -66,8 +68,8 @@ def _export(tmp_path: Path, **export: object) -> Path:
 def _statements(graph: Graph) -> dict[str, dict[str, str]]:
     """decision -> the statement's provenance, for every rdf:Statement in `graph`."""
     out: dict[str, dict[str, str]] = {}
-    for st in graph.subjects(RDF.type, RDF.Statement):
-        props = {str(p).rsplit("#", 1)[-1]: str(o) for p, o in graph.predicate_objects(st)}
+    for stmt in graph.subjects(RDF.type, RDF.Statement):
+        props = {str(p).rsplit("#", 1)[-1]: str(o) for p, o in graph.predicate_objects(stmt)}
         out[props["decision"]] = props
     return out
 
@@ -186,3 +188,38 @@ def test_readme_query_lists_the_review_candidates(tmp_path: Path) -> None:
     assert set(_statements(exported.graph(candidates_graph(BASE)))) == {
         "review", "unverified_new_entity", "rejected", "pending"}
     assert (None, KGN.decision, Literal("review")) not in exported.default_graph
+
+
+_decisions = st.sampled_from(list(Decision))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chosen=st.lists(_decisions, min_size=1, max_size=12),
+       policy=st.frozensets(_decisions, max_size=len(Decision)))
+def test_facts_are_exactly_the_triples_of_the_asserted_decisions(
+    tmp_path: Path, chosen: list[Decision], policy: frozenset[Decision]
+) -> None:
+    # several triples may share a key with different decisions: a key is a fact when any of its
+    # triples is asserted, and otherwise appears only reified
+    triples = [
+        Triple(head=f"item/{n % 4}", relation="directed_by", tail=f"person/p{n % 3}",
+               provenance=Provenance(source=SourceKind.COMPLETED, item_id=str(n % 4),
+                                     evidence=f"e{n}", decision=d))
+        for n, d in enumerate(chosen)
+    ]
+    facts = {_fact(t) for t in triples if t.provenance.decision in policy}
+    write_turtle(tmp_path / "p.ttl", entities=[], triples=triples, base=BASE,
+                 fact_decisions=policy)
+    write_nquads(tmp_path / "p.nq", entities=[], triples=triples, base=BASE,
+                 fact_decisions=policy)
+    turtle = Graph().parse(tmp_path / "p.ttl", format="turtle")
+    rel = relation_iri("directed_by")
+    assert set(turtle.triples((None, rel, None))) == facts
+    ds = Dataset()
+    ds.parse(tmp_path / "p.nq", format="nquads")
+    plain = {(s, p, o) for s, p, o, _g in ds.quads((None, rel, None, None))}
+    assert plain == facts
+    in_candidates = _statements(ds.graph(candidates_graph(BASE)))
+    assert set(in_candidates) == {t.provenance.decision.value for t in triples
+                                  if t.provenance.decision not in policy}
