@@ -17,7 +17,7 @@ from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import read_interactions
 from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
-from kgenrich.kg.records import Entity, Item, Ontology, Triple
+from kgenrich.kg.records import Decision, Entity, Item, Ontology, Triple
 from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.report import RunReport
@@ -47,8 +47,9 @@ def read_seed_graph(
 
 @dataclass(frozen=True)
 class _ExportJob:
-    """What every writer may need; RDF and GraphML keep every triple, recommender files only
-    `rec_triples` (the decisions in `export.include`)."""
+    """What every writer may need; RDF keeps every triple (asserting those whose decision is in
+    `asserted`, the others as candidate statements), GraphML has edges for `asserted` only,
+    recommender files only `rec_triples` (the decisions in `export.include`)."""
 
     entities: Sequence[Entity]
     triples: Sequence[Triple]
@@ -56,13 +57,14 @@ class _ExportJob:
     items: Sequence[str] | None
     interactions: Path | None
     base_iri: str
+    asserted: frozenset[Decision]
 
 
 def _turtle(out_dir: Path, job: _ExportJob) -> Path:
     from kgenrich.kg.export import rdf
 
     rdf.write_turtle(out_dir / "graph.ttl", entities=job.entities, triples=job.triples,
-                     base=job.base_iri)
+                     base=job.base_iri, fact_decisions=job.asserted)
     return out_dir / "graph.ttl"
 
 
@@ -70,14 +72,15 @@ def _nquads(out_dir: Path, job: _ExportJob) -> Path:
     from kgenrich.kg.export import rdf
 
     rdf.write_nquads(out_dir / "graph.nq", entities=job.entities, triples=job.triples,
-                     base=job.base_iri)
+                     base=job.base_iri, fact_decisions=job.asserted)
     return out_dir / "graph.nq"
 
 
 def _graphml(out_dir: Path, job: _ExportJob) -> Path:
     from kgenrich.kg.export import graph as gexp
 
-    gexp.write_graphml(out_dir / "graph.graphml", entities=job.entities, triples=job.triples)
+    gexp.write_graphml(out_dir / "graph.graphml", entities=job.entities, triples=job.triples,
+                       edge_decisions=job.asserted)
     return out_dir / "graph.graphml"
 
 
@@ -127,12 +130,18 @@ def write_exports(
     out_dir.mkdir(parents=True, exist_ok=True)
     job = _ExportJob(entities=entities, triples=triples,
                      rec_triples=exported(triples, include=settings.include), items=items,
-                     interactions=interactions, base_iri=settings.base_iri)
+                     interactions=interactions, base_iri=settings.base_iri,
+                     asserted=asserted_decisions(settings))
     written: dict[str, Path] = {name: write(out_dir, job) for name, write in WRITERS.items()
                                 if name in settings.formats}
     jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
     written["jsonl"] = out_dir / "triples.jsonl"
     return written
+
+
+def asserted_decisions(settings: ExportSettings) -> frozenset[Decision]:
+    """The decisions `export.assert_decisions` names, as records' `Decision`s."""
+    return frozenset(Decision(d) for d in settings.assert_decisions)
 
 
 def write_report(folder: Path, report: RunReport, markdown: str) -> None:
@@ -217,7 +226,7 @@ def write_run_outputs(
 
         # Loading is idempotent: re-verified triples replace their old statements.
         with GraphStore.open(store, base=settings.base_iri) as gstore:
-            gstore.load(entities, triples)
+            gstore.load(entities, triples, fact_decisions=asserted_decisions(settings))
         outputs["store"] = store
     reviewed = read_review(review_file) if review_file.is_file() else []
     queue = review_queue(triples, labels={e.id: e.label for e in entities},

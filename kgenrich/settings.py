@@ -187,7 +187,14 @@ class ExportSettings(_Section):
     )
     include: tuple[DecisionName, ...] = Field(
         ("trusted", "accepted"),
-        description="Decisions exported to the recommender files (RDF always keeps all).",
+        description="Decisions exported to the recommender files (RDF keeps every triple, "
+        "asserting those in assert_decisions; triples.jsonl keeps all).",
+    )
+    assert_decisions: tuple[DecisionName, ...] = Field(
+        ("trusted", "accepted"),
+        description="Decisions asserted as facts: plain triples in graph.ttl, the source graphs "
+        "of graph.nq and the graph store, and GraphML edges. Other triples are candidates: "
+        "reified statements only (in graph.nq in <base>graph/candidates), and in the JSONL dump.",
     )
     base_iri: str = Field("https://kgenrich.dev/id/", description="Base for minted entity IRIs.")
 
