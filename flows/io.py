@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from kgenrich.errors import ConfigError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
-from kgenrich.kg.io.interactions import read_interaction_table, read_interactions
+from kgenrich.kg.io.interactions import InteractionTable, read_interaction_table
 from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Entity, Item, Ontology, Triple
@@ -54,7 +54,7 @@ class _ExportJob:
     triples: Sequence[Triple]
     rec_triples: Sequence[Triple]
     items: Sequence[str] | None
-    interactions: Path | None
+    interactions: InteractionTable | None
     base_iri: str
     recbole_dataset: str
 
@@ -101,7 +101,7 @@ def _ripplenet(out_dir: Path, job: _ExportJob) -> _Written:
 
     counts = ripplenet.write_ripplenet(
         out_dir / "ripplenet", items=job.items, entities=job.entities, triples=job.rec_triples,
-        interactions=read_interactions(job.interactions) if job.interactions else None)
+        interactions=job.interactions.records() if job.interactions else None)
     return out_dir / "ripplenet", counts
 
 
@@ -111,7 +111,7 @@ def _recbole(out_dir: Path, job: _ExportJob) -> _Written:
     folder = out_dir / "recbole" / job.recbole_dataset
     counts = recbole.write_recbole(
         folder, dataset=job.recbole_dataset, entities=job.entities, triples=job.rec_triples,
-        interactions=read_interaction_table(job.interactions) if job.interactions else None)
+        interactions=job.interactions)
     return folder, counts
 
 
@@ -142,10 +142,13 @@ def write_exports(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Read once, for both recommender writers, and only if one of them runs.
+    wanted = bool({"ripplenet", "recbole"} & set(settings.formats))
     job = _ExportJob(entities=entities, triples=triples,
                      rec_triples=exported(triples, include=settings.include), items=items,
-                     interactions=interactions, base_iri=settings.base_iri,
-                     recbole_dataset=settings.recbole_dataset)
+                     interactions=read_interaction_table(interactions)
+                     if interactions is not None and wanted else None,
+                     base_iri=settings.base_iri, recbole_dataset=settings.recbole_dataset)
     paths: dict[str, Path] = {}
     counts: dict[str, dict[str, int]] = {}
     for name, write in WRITERS.items():
