@@ -197,6 +197,11 @@ class ExportSettings(_Section):
         "reified statements only (in graph.nq in <base>graph/candidates), and in the JSONL dump.",
     )
     base_iri: str = Field("https://kgenrich.dev/id/", description="Base for minted entity IRIs.")
+    recbole_dataset: str = Field(
+        "kgenrich", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="RecBole dataset name: the export writes recbole/<name>/<name>.{inter,kg,link}"
+        ", which RecBole opens with dataset=<name> and data_path=<out>/recbole.",
+    )
 
 
 class Settings(BaseSettings):

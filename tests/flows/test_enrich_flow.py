@@ -53,9 +53,13 @@ def test_flow_writes_every_export_and_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     for name in ("graph.ttl", "graph.nq", "graph.graphml", "triples.jsonl", "entities.jsonl",
                  "ripplenet/kg_final.txt", "ripplenet/item_index2entity_id.txt",
-                 "recbole/kgenrich.kg", "recbole/kgenrich.link", "report.md"):
+                 "recbole/kgenrich/kgenrich.kg", "recbole/kgenrich/kgenrich.link", "report.md"):
         assert (out / name).is_file(), name
     assert (tmp_path / "reports" / "test" / "report.md").is_file()
+    # what the recommender writers dropped for their consumers reaches the report
+    assert {"ripplenet", "recbole"} <= set(report.exports)
+    assert "dropped_items" in report.exports["ripplenet"]
+    assert "## Exports" in (out / "report.md").read_text(encoding="utf-8")
     g = rdflib.Graph().parse(out / "graph.ttl", format="turtle")
     assert len(g) > 0
     ds = rdflib.Dataset()
