@@ -142,7 +142,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             settings=settings.export, store=inputs.store, review_file=review_file,
             failures=settled.failures, retractions=state.retractions())
         report = report.model_copy(update={
-            "outputs": {k: str(p) for k, p in outputs.items()},
+            "outputs": {k: str(p) for k, p in outputs.paths.items()},
+            "exports": outputs.counts,
             "totals": {**report.totals, "wall_seconds": round(time.perf_counter() - start, 2)}})
         markdown = rr.report_markdown(report, book=book, settled=settled)
         fio.write_report(settings.reports_dir / book.run, report, markdown)

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from kgenrich.errors import ConfigError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
-from kgenrich.kg.io.interactions import read_interactions
+from kgenrich.kg.io.interactions import InteractionTable, read_interaction_table
 from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
 from kgenrich.kg.ontology import load_ontology
-from kgenrich.kg.records import Entity, Item, Ontology, Triple
+from kgenrich.kg.records import Decision, Entity, Item, Ontology, Triple
 from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.report import RunReport
@@ -47,60 +47,80 @@ def read_seed_graph(
 
 @dataclass(frozen=True)
 class _ExportJob:
-    """What every writer may need; RDF and GraphML keep every triple, recommender files only
-    `rec_triples` (the decisions in `export.include`)."""
+    """What every writer may need; RDF keeps every triple (asserting those whose decision is in
+    `asserted`, the others as candidate statements), GraphML has edges for `asserted` only,
+    recommender files only `rec_triples` (the decisions in `export.include`)."""
 
     entities: Sequence[Entity]
     triples: Sequence[Triple]
     rec_triples: Sequence[Triple]
     items: Sequence[str] | None
-    interactions: Path | None
+    interactions: InteractionTable | None
     base_iri: str
+    asserted: frozenset[Decision]
+    recbole_dataset: str
 
 
-def _turtle(out_dir: Path, job: _ExportJob) -> Path:
+#: What a writer wrote, and its counts (empty for writers that report none).
+_Written = tuple[Path, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class WrittenExports:
+    """The files an export wrote (by format, in writing order) and each recommender writer's
+    counts, including what it dropped for its consumer (`dropped_items`,
+    `dropped_interactions`)."""
+
+    paths: dict[str, Path]
+    counts: dict[str, dict[str, int]]
+
+
+def _turtle(out_dir: Path, job: _ExportJob) -> _Written:
     from kgenrich.kg.export import rdf
 
     rdf.write_turtle(out_dir / "graph.ttl", entities=job.entities, triples=job.triples,
-                     base=job.base_iri)
-    return out_dir / "graph.ttl"
+                     base=job.base_iri, fact_decisions=job.asserted)
+    return out_dir / "graph.ttl", {}
 
 
-def _nquads(out_dir: Path, job: _ExportJob) -> Path:
+def _nquads(out_dir: Path, job: _ExportJob) -> _Written:
     from kgenrich.kg.export import rdf
 
     rdf.write_nquads(out_dir / "graph.nq", entities=job.entities, triples=job.triples,
-                     base=job.base_iri)
-    return out_dir / "graph.nq"
+                     base=job.base_iri, fact_decisions=job.asserted)
+    return out_dir / "graph.nq", {}
 
 
-def _graphml(out_dir: Path, job: _ExportJob) -> Path:
+def _graphml(out_dir: Path, job: _ExportJob) -> _Written:
     from kgenrich.kg.export import graph as gexp
 
-    gexp.write_graphml(out_dir / "graph.graphml", entities=job.entities, triples=job.triples)
-    return out_dir / "graph.graphml"
+    gexp.write_graphml(out_dir / "graph.graphml", entities=job.entities, triples=job.triples,
+                       edge_decisions=job.asserted)
+    return out_dir / "graph.graphml", {}
 
 
-def _ripplenet(out_dir: Path, job: _ExportJob) -> Path:
+def _ripplenet(out_dir: Path, job: _ExportJob) -> _Written:
     from kgenrich.kg.export import ripplenet
 
-    ripplenet.write_ripplenet(
+    counts = ripplenet.write_ripplenet(
         out_dir / "ripplenet", items=job.items, entities=job.entities, triples=job.rec_triples,
-        interactions=read_interactions(job.interactions) if job.interactions else None)
-    return out_dir / "ripplenet"
+        interactions=job.interactions.records() if job.interactions else None)
+    return out_dir / "ripplenet", counts
 
 
-def _recbole(out_dir: Path, job: _ExportJob) -> Path:
+def _recbole(out_dir: Path, job: _ExportJob) -> _Written:
     from kgenrich.kg.export import recbole
 
-    recbole.write_recbole(out_dir / "recbole", dataset="kgenrich", entities=job.entities,
-                          triples=job.rec_triples)
-    return out_dir / "recbole"
+    folder = out_dir / "recbole" / job.recbole_dataset
+    counts = recbole.write_recbole(
+        folder, dataset=job.recbole_dataset, entities=job.entities, triples=job.rec_triples,
+        interactions=job.interactions)
+    return folder, counts
 
 
 #: One writer per `kgenrich.settings.ExportFormat`, run in this order (a test checks the names
 #: match the Literal, so a format cannot be accepted and then silently not written).
-WRITERS: dict[str, Callable[[Path, _ExportJob], Path]] = {
+WRITERS: dict[str, Callable[[Path, _ExportJob], _Written]] = {
     "turtle": _turtle,
     "nquads": _nquads,
     "graphml": _graphml,
@@ -117,7 +137,7 @@ def write_exports(
     items: Sequence[str] | None,
     interactions: Path | None,
     settings: ExportSettings,
-) -> dict[str, Path]:
+) -> WrittenExports:
     """Every export of a run. Each file is replaced atomically; the canonical JSONL dump
     (everything, rejected triples included) is written last, so a folder with a fresh
     triples.jsonl has fresh exports beside it."""
@@ -125,14 +145,29 @@ def write_exports(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Read once, for both recommender writers, and only if one of them runs.
+    wanted = bool({"ripplenet", "recbole"} & set(settings.formats))
     job = _ExportJob(entities=entities, triples=triples,
                      rec_triples=exported(triples, include=settings.include), items=items,
-                     interactions=interactions, base_iri=settings.base_iri)
-    written: dict[str, Path] = {name: write(out_dir, job) for name, write in WRITERS.items()
-                                if name in settings.formats}
+                     interactions=read_interaction_table(interactions)
+                     if interactions is not None and wanted else None,
+                     base_iri=settings.base_iri, recbole_dataset=settings.recbole_dataset,
+                     asserted=asserted_decisions(settings))
+    paths: dict[str, Path] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for name, write in WRITERS.items():
+        if name in settings.formats:
+            paths[name], written_counts = write(out_dir, job)
+            if written_counts:
+                counts[name] = written_counts
     jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
-    written["jsonl"] = out_dir / "triples.jsonl"
-    return written
+    paths["jsonl"] = out_dir / "triples.jsonl"
+    return WrittenExports(paths=paths, counts=counts)
+
+
+def asserted_decisions(settings: ExportSettings) -> frozenset[Decision]:
+    """The decisions `export.assert_decisions` names, as records' `Decision`s."""
+    return frozenset(Decision(d) for d in settings.assert_decisions)
 
 
 def write_report(folder: Path, report: RunReport, markdown: str) -> None:
@@ -205,19 +240,20 @@ def write_run_outputs(
     items: Sequence[str], interactions: Path | None, settings: ExportSettings,
     store: Path | None, review_file: Path, failures: Sequence[BaseModel],
     retractions: Sequence[Mapping[str, Any]],
-) -> dict[str, Path]:
+) -> WrittenExports:
     """Everything an enrich run writes besides its report: the exports, the graph store (if
     given), the review queue (keeping verdicts already written), failures and retractions."""
     from kgenrich.pipeline.review import review_queue
 
-    outputs = write_exports(out_dir, entities=entities, triples=triples, items=items,
+    exports = write_exports(out_dir, entities=entities, triples=triples, items=items,
                             interactions=interactions, settings=settings)
+    outputs = dict(exports.paths)
     if store is not None:
         from kgenrich.kg.store import GraphStore  # local: opens pyoxigraph
 
         # Loading is idempotent: re-verified triples replace their old statements.
         with GraphStore.open(store, base=settings.base_iri) as gstore:
-            gstore.load(entities, triples)
+            gstore.load(entities, triples, fact_decisions=asserted_decisions(settings))
         outputs["store"] = store
     reviewed = read_review(review_file) if review_file.is_file() else []
     queue = review_queue(triples, labels={e.id: e.label for e in entities},
@@ -229,4 +265,4 @@ def write_run_outputs(
             for row in retractions:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         outputs["retractions"] = out_dir / "retractions.jsonl"
-    return outputs
+    return WrittenExports(paths=outputs, counts=exports.counts)

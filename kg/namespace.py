@@ -24,6 +24,9 @@ KGT = Namespace("https://kgenrich.dev/type/")
 _SAFE = "/-._~"
 # IRIs under a base that are not entities; entity ids must not start with these.
 RESERVED_PREFIXES = ("graph/", "stmt/")
+# The named graph (`<base>graph/candidates`) holding the reified statements of triples an export
+# does not assert (review, unverified_new_entity, rejected, ... by default).
+CANDIDATES = "candidates"
 
 
 class KGN(DefinedNamespace):
@@ -39,6 +42,11 @@ class KGN(DefinedNamespace):
     itemId: URIRef  # catalog item id, on item entities and on statements about an item
     source: URIRef  # "seed" | "catalog" | "extracted" | "completed"
     Thing: URIRef  # type of entities whose type no ontology relation fixes
+    # On item entities: the catalog's other fields, one node (fieldName, fieldValue) each
+    catalogText: URIRef  # a free-text column (Entity.text): name = column
+    catalogAttribute: URIRef  # one attribute value (Entity.attributes): name = relation
+    fieldName: URIRef
+    fieldValue: URIRef
 
     # On reified statements (rdf:Statement)
     model: URIRef

@@ -51,13 +51,17 @@ class Item(_Frozen):
 
 
 class Entity(_Frozen):
-    """A node of the graph. Items are entities of the ontology's item type too."""
+    """A node of the graph. Items are entities of the ontology's item type too; an item entity
+    is labelled with the catalog title and keeps the catalog's other fields in `text` and
+    `attributes` (as `Item` holds them), so no export loses what the catalog said."""
 
     id: str
     label: str
     type: str
     aliases: tuple[str, ...] = ()
     source: SourceKind = SourceKind.CATALOG
+    text: Mapping[str, str] = Field(default_factory=dict)
+    attributes: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 class Relation(_Frozen):

@@ -1,8 +1,12 @@
 """Embedded graph store (Oxigraph, on disk or in memory) with SPARQL over our records.
 
-Same layout as `kg/export/rdf.py` (the store is loaded from its N-Quads): facts in one named graph
-per provenance source (`<base>graph/seed`, `/catalog`, `/extracted`, `/completed`), entity
-descriptions and reified statements (provenance, scores) in the default graph. Retractions move
+Loaded from `kg/export/rdf.py`'s N-Quads, with the same assertion policy: facts (only the
+decisions in `fact_decisions`, default trusted and accepted) in one named graph per provenance
+source (`<base>graph/seed`, `/catalog`, `/extracted`, `/completed`), entity descriptions and
+reified statements (provenance, scores) in the default graph. Unlike the file, the store keeps the
+candidates' statements (no `kge:graph`: not asserted) in the default graph too, so one query sees
+every statement; its N-Quads and TriG exports put them back in `<base>graph/candidates`, as
+`write_nquads` does. Retractions move
 the item's statements to `<base>graph/retracted` with a PROV-O invalidation (time, reason, run)
 and drop the facts they supported, so history is data, not a silent delete.
 
@@ -22,7 +26,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +41,16 @@ from kgenrich.errors import ConfigError, ExportError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export.rdf import DEFAULT_FACT_DECISIONS, literal, write_nquads
 from kgenrich.kg.ids import item_entity_id
-from kgenrich.kg.namespace import KGN, KGN_IRI, KGR, KGT, check_base, entity_iri, graph_iri
+from kgenrich.kg.namespace import (
+    CANDIDATES,
+    KGN,
+    KGN_IRI,
+    KGR,
+    KGT,
+    check_base,
+    entity_iri,
+    graph_iri,
+)
 from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, SourceKind, Triple
 
 logger = logging.getLogger(__name__)
@@ -75,7 +88,7 @@ _RDF_SUBJECT = ox.NamedNode(str(RDF.subject))
 _RDF_PREDICATE = ox.NamedNode(str(RDF.predicate))
 _RDF_OBJECT = ox.NamedNode(str(RDF.object))
 _KGN_GRAPH = ox.NamedNode(str(KGN.graph))
-_KGN_SCORE = ox.NamedNode(str(KGN.score))
+_KGN_FIELDS = (ox.NamedNode(str(KGN.catalogText)), ox.NamedNode(str(KGN.catalogAttribute)))
 _KGN_SOURCE = ox.NamedNode(str(KGN.source))
 _KGN_ITEM_ID = ox.NamedNode(str(KGN.itemId))
 _RDF_STATEMENT = ox.NamedNode(str(RDF.Statement))
@@ -223,9 +236,7 @@ class GraphStore:
             replaced, refacts = 0, set[_FactKey]()
             if next(iter(db.quads_for_pattern(None, None, None, _DEFAULT)), None) is not None:
                 replaced, refacts = self._forget_old_versions(batch)
-            db.bulk_extend(
-                ox.parse(path=batch, format=ox.RdfFormat.N_QUADS, rename_blank_nodes=False)
-            )
+            db.bulk_extend(self._batch_quads(batch))
         dropped = self._drop_unsupported_facts(refacts)
         report = LoadReport(
             entities=counts["entities"],
@@ -237,17 +248,23 @@ class GraphStore:
         logger.info("loaded %s", report)
         return report
 
+    def _batch_quads(self, batch: Path) -> Iterator[ox.Quad]:
+        """The quads of a `write_nquads` file, the candidates' statements moved to the default
+        graph (the store's layout, see the module docstring)."""
+        candidates = self.graph(CANDIDATES)
+        for q in ox.parse(path=batch, format=ox.RdfFormat.N_QUADS, rename_blank_nodes=False):
+            if q.graph_name == candidates:
+                yield ox.Quad(q.subject, q.predicate, q.object, _DEFAULT)
+            else:
+                yield q
+
     def _forget_old_versions(self, batch: Path) -> tuple[int, set[_FactKey]]:
         """Remove stored quads of statements/entities in `batch` that the batch no longer has."""
         db = self._db
         stmt_prefix = self.base + "stmt/"
         removed = 0
         refacts: set[_FactKey] = set()
-        default = (
-            q
-            for q in ox.parse(path=batch, format=ox.RdfFormat.N_QUADS, rename_blank_nodes=False)
-            if q.graph_name == _DEFAULT
-        )
+        default = (q for q in self._batch_quads(batch) if q.graph_name == _DEFAULT)
         for subject, group in itertools.groupby(default, key=lambda q: q.subject):
             block = set(group)
             is_stmt = isinstance(subject, ox.NamedNode) and subject.value.startswith(stmt_prefix)
@@ -261,7 +278,8 @@ class GraphStore:
             if is_stmt:
                 refacts |= _asserted_facts(old, gone)
             for q in gone:
-                if q.predicate == _KGN_SCORE and isinstance(q.object, ox.BlankNode):
+                # a score or catalog-field node the new version no longer links to
+                if isinstance(q.object, ox.BlankNode):
                     for bq in list(db.quads_for_pattern(q.object, None, None, _DEFAULT)):
                         db.remove(bq)
                         removed += 1
@@ -525,14 +543,18 @@ class GraphStore:
                 f"{path}: the retracted graph only exports to a dataset format (nquads, trig)"
             )
         drop = self._excluded_subjects(chosen) if chosen != set(SourceKind) else set()
+        # Dataset formats put the candidates' statements in their own graph, as write_nquads.
+        candidates = self._candidate_subjects() - drop if dataset else set()
         if include_retracted:
             graphs.append(self.graph(RETRACTED))
         try:
             with atomic_write(path, mode="wb") as handle:
                 if format == "trig":
-                    self._write_trig(handle, drop=drop, graphs=graphs)
+                    self._write_trig(handle, drop=drop, graphs=graphs, candidates=candidates)
                 else:
-                    self._write_lines_or_turtle(handle, format, drop=drop, graphs=graphs)
+                    self._write_lines_or_turtle(
+                        handle, format, drop=drop, graphs=graphs, candidates=candidates
+                    )
         except OSError as err:
             raise ExportError(f"{path}: cannot write the {format} export: {err}") from err
         logger.info("exported %s (%s, sources=%s)", path, format, sorted(k.value for k in chosen))
@@ -543,10 +565,16 @@ class GraphStore:
         *,
         drop: set[ox.NamedNode | ox.BlankNode],
         graphs: list[ox.NamedNode],
+        candidates: set[ox.NamedNode | ox.BlankNode],
     ) -> None:
         db = self._db
+        cand = self.graph(CANDIDATES)
         quads = itertools.chain(
-            (q for q in db.quads_for_pattern(None, None, None, _DEFAULT) if q.subject not in drop),
+            (
+                ox.Quad(q.subject, q.predicate, q.object, cand) if q.subject in candidates else q
+                for q in db.quads_for_pattern(None, None, None, _DEFAULT)
+                if q.subject not in drop
+            ),
             *(db.quads_for_pattern(None, None, None, g) for g in graphs),
         )
         ox.serialize(quads, handle, ox.RdfFormat.TRIG, prefixes=PREFIXES)
@@ -558,8 +586,10 @@ class GraphStore:
         *,
         drop: set[ox.NamedNode | ox.BlankNode],
         graphs: list[ox.NamedNode],
+        candidates: set[ox.NamedNode | ox.BlankNode],
     ) -> None:
-        """N-Quads, N-Triples or Turtle: the default graph, then the facts.
+        """N-Quads, N-Triples or Turtle: the default graph, then the facts (N-Quads: then the
+        candidates' statements in their graph).
 
         Oxigraph's own `dump` writes whatever needs no filtering without a round trip through
         Python objects (4x faster on disk). N-Quads: the graphs' N-Triples lines get their graph
@@ -569,15 +599,24 @@ class GraphStore:
         db = self._db
         fmt = ox.RdfFormat.TURTLE if format == "turtle" else ox.RdfFormat.N_TRIPLES
         prefixes = PREFIXES if format == "turtle" else None
-        if drop:
+        if drop or candidates:
+            skip = drop | candidates
             kept = (
                 q.triple
                 for q in db.quads_for_pattern(None, None, None, _DEFAULT)
-                if q.subject not in drop
+                if q.subject not in skip
             )
             ox.serialize(kept, handle, fmt, prefixes=prefixes)
         else:
             db.dump(handle, fmt, from_graph=_DEFAULT, prefixes=prefixes)
+        if candidates:
+            cand = self.graph(CANDIDATES)
+            moved = (
+                ox.Quad(q.subject, q.predicate, q.object, cand)
+                for q in db.quads_for_pattern(None, None, None, _DEFAULT)
+                if q.subject in candidates
+            )
+            ox.serialize(moved, handle, ox.RdfFormat.N_QUADS)
         if format == "nquads":
             for g in graphs:
                 labeler = _GraphLabeler(handle, g)
@@ -594,6 +633,20 @@ class GraphStore:
             facts.serialize(handle, fmt)
         else:
             ox.serialize(facts, handle, fmt, prefixes=prefixes)
+
+    def _candidate_subjects(self) -> set[ox.NamedNode | ox.BlankNode]:
+        """The statements no fact graph holds (no `kge:graph`), with their score nodes."""
+        rows = self._db.query(
+            _PROLOGUE + "SELECT ?st ?b WHERE { ?st a rdf:Statement ."
+            " FILTER NOT EXISTS { ?st kge:graph ?g } OPTIONAL { ?st kge:score ?b } }"
+        )
+        assert isinstance(rows, ox.QuerySolutions)
+        return {
+            term
+            for row in rows
+            for term in row
+            if isinstance(term, ox.NamedNode | ox.BlankNode)
+        }
 
     def _excluded_subjects(self, keep: set[SourceKind]) -> set[ox.NamedNode | ox.BlankNode]:
         """Default-graph subjects an export of `keep` leaves out.
@@ -622,7 +675,16 @@ class GraphStore:
             "SELECT ?x WHERE { ?x kge:entityId ?id .\n"
             f"  FILTER NOT EXISTS {{ ?x kge:source ?src . FILTER(?src IN ({kept})) }} }}"
         )
-        return drop | (foreign - mentioned)
+        dropped = foreign - mentioned
+        # and the catalog-field nodes of the entities left out
+        fields = {
+            q.object
+            for x in dropped
+            for p in _KGN_FIELDS
+            for q in self._db.quads_for_pattern(x, p, None, _DEFAULT)
+            if isinstance(q.object, ox.BlankNode)
+        }
+        return drop | dropped | fields
 
 
 class _GraphLabeler:

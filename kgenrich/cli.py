@@ -279,8 +279,12 @@ def export(
                                 interactions=None, settings=settings)
     except KgenrichError as err:
         _fail(err)
-    for name, path in written.items():
+    for name, path in written.paths.items():
         Console().print(f"  {name}: {path}")
+    for name, counts in written.counts.items():
+        if counts.get("dropped_items") or counts.get("dropped_interactions"):
+            Console().print(f"  {name} dropped {counts.get('dropped_items', 0)} items without a "
+                            f"triple, {counts.get('dropped_interactions', 0)} interactions")
 
 
 @app.command()

@@ -187,9 +187,21 @@ class ExportSettings(_Section):
     )
     include: tuple[DecisionName, ...] = Field(
         ("trusted", "accepted"),
-        description="Decisions exported to the recommender files (RDF always keeps all).",
+        description="Decisions exported to the recommender files (RDF keeps every triple, "
+        "asserting those in assert_decisions; triples.jsonl keeps all).",
+    )
+    assert_decisions: tuple[DecisionName, ...] = Field(
+        ("trusted", "accepted"),
+        description="Decisions asserted as facts: plain triples in graph.ttl, the source graphs "
+        "of graph.nq and the graph store, and GraphML edges. Other triples are candidates: "
+        "reified statements only (in graph.nq in <base>graph/candidates), and in the JSONL dump.",
     )
     base_iri: str = Field("https://kgenrich.dev/id/", description="Base for minted entity IRIs.")
+    recbole_dataset: str = Field(
+        "kgenrich", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="RecBole dataset name: the export writes recbole/<name>/<name>.{inter,kg,link}"
+        ", which RecBole opens with dataset=<name> and data_path=<out>/recbole.",
+    )
 
 
 class Settings(BaseSettings):

@@ -25,19 +25,47 @@ STAGE = "catalog"
 
 
 def item_entities(
-    items: Sequence[Item], *, ontology: Ontology, item_links: Mapping[str, str] | None = None
+    items: Sequence[Item],
+    *,
+    ontology: Ontology,
+    item_links: Mapping[str, str] | None = None,
+    known: Sequence[Entity] = (),
 ) -> list[Entity]:
-    """One entity per item; `item_links` maps an item id to a seed entity id to reuse."""
+    """One entity per item; `item_links` maps an item id to a seed entity id to reuse.
+
+    The catalog names the item: its title is the label, and the item id plus every other name
+    `known` (the seed KG's entities) gives the same entity id become aliases, whichever source
+    named the item first. The item's text and attribute fields ride along on the entity."""
     links = item_links or {}
-    return [
-        Entity(
-            id=links.get(it.id, item_entity_id(it.id)),
-            label=it.title,
-            type=ontology.item_type,
-            source=SourceKind.CATALOG,
+    by_id = {e.id: e for e in known}
+    out: list[Entity] = []
+    for it in items:
+        eid = links.get(it.id, item_entity_id(it.id))
+        other = by_id.get(eid)
+        names = [it.id, *((other.label, *other.aliases) if other is not None else ())]
+        out.append(
+            Entity(
+                id=eid,
+                label=it.title,
+                type=ontology.item_type,
+                aliases=tuple(n for n in dict.fromkeys(names) if n and n != it.title),
+                source=other.source if other is not None else SourceKind.CATALOG,
+                text=dict(it.text),
+                attributes=dict(it.attributes),
+            )
         )
-        for it in items
-    ]
+    return out
+
+
+def with_item_entities(known: Sequence[Entity], items: Sequence[Entity]) -> list[Entity]:
+    """`known` with each entity an item entity shares an id with replaced by that item entity,
+    in place, then the remaining item entities: one record per id, first-seen order kept (the
+    entity index registers labels in this order)."""
+    by_id = {e.id: e for e in items}
+    merged = [by_id.get(e.id, e) for e in known]
+    seen = {e.id for e in known}
+    merged += [e for e in items if e.id not in seen]
+    return merged
 
 
 def catalog_triples(

@@ -30,6 +30,9 @@ class RunReport(BaseModel):
     sources: dict[str, int]
     totals: dict[str, float]
     outputs: dict[str, str] = Field(default_factory=dict)
+    # Per recommender format, what its writer wrote and what it dropped for its consumer
+    # (items without a triple, their interactions).
+    exports: dict[str, dict[str, int]] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -91,6 +94,16 @@ def render_markdown(report: RunReport) -> str:
         out += ["", "## Details", ""]
         for k, v in report.extra.items():
             out.append(f"- **{k}**: {v}")
+    if report.exports:
+        out += ["", "## Exports", ""]
+        for name, counts in report.exports.items():
+            out.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        dropped = {name: (c.get("dropped_items", 0), c.get("dropped_interactions", 0))
+                   for name, c in report.exports.items()}
+        for name, (n_items, n_inter) in dropped.items():
+            if n_items or n_inter:
+                out.append(f"- {name} dropped {n_items} items without a triple and "
+                           f"{n_inter} interactions (items its consumer cannot link)")
     if report.outputs:
         out += ["", "## Outputs", ""]
         out += [f"- {k}: `{v}`" for k, v in report.outputs.items()]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from kgenrich.kg.ids import item_entity_id
 from kgenrich.kg.io.seed import SeedGraph
 from kgenrich.kg.records import Entity, Item, Ontology, StageResult, Triple, dedupe_triples
-from kgenrich.pipeline.catalog import item_entities
+from kgenrich.pipeline.catalog import item_entities, with_item_entities
 from kgenrich.pipeline.resolve import EntityIndex
 
 #: Runs the catalog stage: (items, ontology=, index=, links=) -> its result. A flow passes its
@@ -52,8 +52,11 @@ def base_graph(
     """Index the seed's and the items' entities, then run the catalog stage on that index."""
     links: dict[str, str] = dict(seed.item_links) if seed else {}
     item_entity = {it.id: links.get(it.id, item_entity_id(it.id)) for it in items}
-    index = EntityIndex.build([*(seed.entities if seed else ()),
-                               *item_entities(items, ontology=ontology, item_links=links)])
+    known = seed.entities if seed else ()
+    # The catalog names the items the seed also has (its title wins over the seed's id-like
+    # label, which becomes an alias), so merge before indexing: the index keeps first records.
+    index = EntityIndex.build(with_item_entities(
+        known, item_entities(items, ontology=ontology, item_links=links, known=known)))
     stages: dict[str, StageResult[Triple]] = {}
     if seed is not None:
         stages["seed"] = StageResult(kept=seed.triples, rejected=seed.rejected)

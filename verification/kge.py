@@ -13,8 +13,8 @@ import logging
 import math
 import pickle
 import tempfile
-import types
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path

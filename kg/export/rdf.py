@@ -3,20 +3,25 @@
 Design (what a SPARQL user sees):
 - Entities: `<base><percent-encoded id>` with `rdf:type` (`kgt:<Type>`, or `kge:Thing`),
   `rdfs:label`, `skos:altLabel` per alias, `kge:entityId` (the kgenrich id), `kge:itemId` on
-  catalog items and `kge:source`.
-- Facts: every triple whose decision is in `fact_decisions` (default: all but "rejected") is
-  asserted as a plain triple `<head> kgr:<relation> <tail>`. In N-Quads it sits in one named
-  graph per source, `<base>graph/seed`, `/catalog`, `/extracted`, `/completed`, so LLM-added
-  facts can be kept apart from seed ones (`FROM NAMED` / `GRAPH ?g`), or dropped by graph.
+  catalog items and `kge:source`. Item entities keep the catalog's other fields: one
+  `kge:catalogText [kge:fieldName <column>; kge:fieldValue <text>]` per free-text column and one
+  `kge:catalogAttribute [kge:fieldName <relation>; kge:fieldValue <value>]` per attribute value.
+- Facts: only triples whose decision is in `fact_decisions` (default: "trusted" and
+  "accepted", settings `export.assert_decisions`) are asserted as plain triples
+  `<head> kgr:<relation> <tail>`. In N-Quads each sits in one named graph per source,
+  `<base>graph/seed`, `/catalog`, `/extracted`, `/completed`, so LLM-added facts can be kept
+  apart from seed ones (`FROM NAMED` / `GRAPH ?g`), or dropped by graph.
 - Statements: every triple, asserted or not, also gets a reified node `<base>stmt/<hash>`
   (`a rdf:Statement; rdf:subject/predicate/object`) carrying its provenance: `kge:source`,
   `kge:decision`, `kge:itemId`, `kge:model`, `kge:promptVersion`, `kge:evidence`,
   `kge:reason`, `kge:acceptedBy`, scores as `xsd:double` (`kge:confidence`, `kge:kgeScore`,
   `kge:kgeProbability`, `kge:agreement`; other names as `kge:score [kge:scoreName;
-  kge:scoreValue]`) and `kge:graph` naming the graph the fact is asserted in. Rejected triples
-  exist only as statements (decision "rejected"): never as facts, but kept for audit.
-- Entity descriptions and statements are in the default graph; Turtle, which has no graphs,
-  holds the same triples as the union of the N-Quads graphs.
+  kge:scoreValue]`) and, on asserted ones, `kge:graph` naming the graph the fact is in.
+- Candidates (triples not asserted: review, unverified_new_entity, rejected, pending by default)
+  exist only as statements, never as plain triples, so a reader that ignores reification never
+  takes them for facts. In N-Quads their statements live in the named graph
+  `<base>graph/candidates`; entity descriptions and the asserted facts' statements are in the
+  default graph. Turtle, which has no graphs, holds the union of the N-Quads graphs.
 
 Filter by source and confidence:
     SELECT ?h ?t WHERE {
@@ -46,7 +51,9 @@ from rdflib.namespace import SKOS
 from kgenrich.errors import ExportError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export._common import entity_index, item_id_of, referenced_ids
+from kgenrich.kg.export.select import DEFAULT_FACT_DECISIONS
 from kgenrich.kg.namespace import (
+    CANDIDATES,
     KGN,
     KGN_IRI,
     KGR,
@@ -63,7 +70,9 @@ from kgenrich.kg.records import Decision, Entity, SourceKind, Triple
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FACT_DECISIONS: frozenset[Decision] = frozenset(Decision) - {Decision.REJECTED}
+__all__ = ["DEFAULT_FACT_DECISIONS", "candidates_graph", "graph_names", "literal", "write_nquads",
+           "write_turtle"]
+
 
 # N-Triples / Turtle string escapes: quotes, backslash and every control character, so a literal
 # never spans lines and never carries a raw byte a parser might refuse.
@@ -122,6 +131,7 @@ class _Syntax:
         self._relations: dict[str, str] = {}
         self.v = {name: self.iri(iri) for name, iri in _VOCAB.items()}
         self.graphs = {k.value: self.iri(graph_iri(base, k.value)) for k in SourceKind}
+        self.candidates = self.iri(graph_iri(base, CANDIDATES))
 
     def iri(self, iri: str) -> str:
         cached = self._iris.get(iri)
@@ -169,9 +179,13 @@ def _statement_iri(base: str, t: Triple) -> str:
     return f"{base}stmt/{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}"
 
 
-def _entity_pairs(entity: Entity | None, entity_id: str, s: _Syntax) -> _Pairs:
+def _entity_pairs(
+    entity: Entity | None, entity_id: str, s: _Syntax
+) -> tuple[_Pairs, list[tuple[str, _Pairs]]]:
+    """The entity's properties and, for catalog fields, (blank node label, properties)."""
     v = s.v
     pairs: _Pairs = []
+    extra: list[tuple[str, _Pairs]] = []
     if entity is not None:
         pairs.append((v["type"], s.iri(type_iri(entity.type))))
         pairs.append((v["label"], literal(entity.label)))
@@ -182,7 +196,22 @@ def _entity_pairs(entity: Entity | None, entity_id: str, s: _Syntax) -> _Pairs:
         pairs.append((v["itemId"], literal(item)))
     if entity is not None:
         pairs.append((v["source"], literal(entity.source.value)))
-    return pairs
+        fields = [("catalogText", name, text) for name, text in entity.text.items()]
+        fields += [
+            ("catalogAttribute", name, value)
+            for name, values in entity.attributes.items()
+            for value in values
+        ]
+        if fields:
+            # Blank node labels must be unique in the document (and stable, for the store's
+            # idempotent reloads): derive them from the entity id.
+            key = hashlib.sha1(entity_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+            for n, (term, name, value) in enumerate(fields):
+                bnode = f"_:e{key}x{n}"
+                pairs.append((v[term], bnode))
+                extra.append((bnode, [(v["fieldName"], literal(name)),
+                                      (v["fieldValue"], literal(value))]))
+    return pairs, extra
 
 
 _OPTIONAL = (
@@ -293,27 +322,35 @@ def write_nquads(
     base: str,
     fact_decisions: Iterable[Decision] = DEFAULT_FACT_DECISIONS,
 ) -> dict[str, int]:
-    """Write N-Quads (facts in per-source named graphs); returns entity/fact/statement counts."""
+    """Write N-Quads (facts in per-source named graphs, the statements of the triples not
+    asserted in `<base>graph/candidates`); returns entity/fact/statement counts."""
     plan = _Plan(entities=entities, triples=triples, base=base, fact_decisions=fact_decisions)
     s = _Syntax(prefixed=False, base=plan.base)
 
     def lines() -> Iterator[str]:
         for entity_id in plan.entity_ids:
             subject = s.entity(entity_id)
-            for pred, obj in _entity_pairs(plan.by_id.get(entity_id), entity_id, s):
+            pairs, extra = _entity_pairs(plan.by_id.get(entity_id), entity_id, s)
+            for pred, obj in pairs:
                 yield f"{subject} {pred} {obj} .\n"
+            for bnode, bpairs in extra:
+                for pred, obj in bpairs:
+                    yield f"{bnode} {pred} {obj} .\n"
         for _stmt, t in plan.statements:
             if plan.asserted(t):
                 graph = s.graphs[t.provenance.source.value]
                 yield f"{s.entity(t.head)} {s.relation(t.relation)} {s.entity(t.tail)} {graph} .\n"
         for stmt, t in plan.statements:
             subject = s.iri(stmt)
-            pairs, extra = _statement_pairs(t, stmt=stmt, asserted=plan.asserted(t), s=s)
+            asserted = plan.asserted(t)
+            # Quads of the default graph have no fourth term.
+            end = " .\n" if asserted else f" {s.candidates} .\n"
+            pairs, extra = _statement_pairs(t, stmt=stmt, asserted=asserted, s=s)
             for pred, obj in pairs:
-                yield f"{subject} {pred} {obj} .\n"
+                yield f"{subject} {pred} {obj}{end}"
             for bnode, bpairs in extra:
                 for pred, obj in bpairs:
-                    yield f"{bnode} {pred} {obj} .\n"
+                    yield f"{bnode} {pred} {obj}{end}"
 
     _write(path, lines())
     return plan.counts()
@@ -340,15 +377,21 @@ def write_turtle(
             yield f"@prefix {prefix}: <{ns}> .\n"
         yield "\n# Entities\n"
         for entity_id in plan.entity_ids:
-            pairs = _entity_pairs(plan.by_id.get(entity_id), entity_id, s)
+            pairs, extra = _entity_pairs(plan.by_id.get(entity_id), entity_id, s)
             yield block(s.entity(entity_id), pairs)
-        yield "\n# Facts (every triple not rejected; sources are on the statements below)\n"
+            for bnode, bpairs in extra:
+                yield block(bnode, bpairs)
+        decisions = ", ".join(sorted(d.value for d in plan.fact_decisions)) or "none"
+        yield f"\n# Facts (decisions: {decisions}; sources are on the statements below)\n"
         facts: set[tuple[str, str, str]] = set()
         for _stmt, t in plan.statements:
             if plan.asserted(t) and t.key not in facts:
                 facts.add(t.key)
                 yield f"{s.entity(t.head)} {s.relation(t.relation)} {s.entity(t.tail)} .\n"
-        yield "\n# Statements: provenance and scores of every triple, rejected ones included\n"
+        yield (
+            "\n# Statements: provenance and scores of every triple; those without kge:graph are"
+            " candidates, not facts\n"
+        )
         for stmt, t in plan.statements:
             pairs, extra = _statement_pairs(t, stmt=stmt, asserted=plan.asserted(t), s=s)
             yield block(s.iri(stmt), pairs)
@@ -386,3 +429,8 @@ def _write_chunks(handle: IO[str], lines: Iterator[str]) -> int:
 def graph_names(base: str) -> Mapping[str, URIRef]:
     """The named graph of every source, for queries: {"seed": <base>graph/seed, ...}."""
     return {k.value: graph_iri(base, k.value) for k in SourceKind}
+
+
+def candidates_graph(base: str) -> URIRef:
+    """The named graph of the candidates' statements in N-Quads: `<base>graph/candidates`."""
+    return graph_iri(base, CANDIDATES)

@@ -5,7 +5,10 @@ the ints back to kgenrich ids (`read_seed(..., format="ripplenet")` uses them).
 
 Indexing follows RippleNet: items take entity ints 0..n_items-1 (in `items` order, or sorted
 item ids), then the other entities the triples mention, sorted; relations are numbered in sorted
-order. Ratings are labelled by `kg.ratings.label_ratings` (RippleNet's `preprocess.py` rule:
+order. Items without a triple are dropped, with their interactions, as the original
+`preprocess.py` keeps only items in the KG: every entity int then occurs in `kg_final.txt`, so
+RippleNet's loader, which sizes its entity table as `len(set(heads) | set(tails))`, covers them
+all. Ratings are labelled by `kg.ratings.label_ratings` (RippleNet's `preprocess.py` rule:
 a rating >= `rating_threshold`, or no rating, is a positive; each user with positives gets as
 many negatives, seeded, from the items they did not rate at all); users are numbered in natural
 order of their ids, among those with a positive. The directory is
@@ -47,17 +50,27 @@ def write_ripplenet(
     """Write the RippleNet files into directory `path` (see the module docstring).
 
     `items` are catalog item ids, in the order that fixes their ints; by default every item
-    entity (`item/<id>`) among `entities` and the triples, sorted. `rating_threshold` is
-    RippleNet's (4 for MovieLens, 0 for Book-Crossing). Returns counts of what was written.
+    entity (`item/<id>`) among `entities` and the triples, sorted. Items no triple mentions are
+    left out, and so are their interactions. `rating_threshold` is RippleNet's (4 for
+    MovieLens, 0 for Book-Crossing). Returns counts of what was written and of what was
+    dropped: `dropped_items`, and with interactions `dropped_interactions` (those of dropped
+    items) and `skipped_interactions` (items not in `items` at all).
     """
     keys = list(dict.fromkeys(t.key for t in triples))
     known = entity_index(entities)
+    mentioned = {e for h, _, t in keys for e in (h, t)}
     if items is None:
-        mentioned = [*known, *(e for h, _, t in keys for e in (h, t))]
-        items = sorted({i for e in mentioned if (i := item_id_of(e)) is not None}, key=natural_key)
-    item_list = list(dict.fromkeys(items))
+        candidates = [*known, *mentioned]
+        items = sorted({i for e in candidates if (i := item_id_of(e)) is not None},
+                       key=natural_key)
+    given = list(dict.fromkeys(items))
+    item_list = [i for i in given if item_entity_id(i) in mentioned]
+    dropped = set(given) - set(item_list)
+    if dropped:
+        logger.warning("%d items have no triple; left out of the RippleNet files with their "
+                       "interactions, as RippleNet's preprocess.py does", len(dropped))
     entity_ids: dict[str, int] = {item_entity_id(i): n for n, i in enumerate(item_list)}
-    others = {e for h, _, t in keys for e in (h, t) if e not in entity_ids}
+    others = {e for e in mentioned if e not in entity_ids}
     stray_items = sum(1 for e in others if item_id_of(e) is not None)
     if stray_items:
         logger.warning(
@@ -71,6 +84,7 @@ def write_ripplenet(
         "entities": len(entity_ids),
         "relations": len(relation_ids),
         "triples": len(keys),
+        "dropped_items": len(dropped),
     }
     with atomic_dir(path) as out:
         _write_lines(
@@ -87,8 +101,10 @@ def write_ripplenet(
         _write_index(out / "entity_index.tsv", "entity_id", entity_ids)
         _write_index(out / "relation_index.tsv", "relation", relation_ids)
         if interactions is not None:
+            given_rows = list(interactions)
+            kept_rows = [x for x in given_rows if x.item not in dropped]
             rows, users, stats = ripplenet_ratings(
-                interactions,
+                kept_rows,
                 item_index={i: n for n, i in enumerate(item_list)},
                 rating_threshold=rating_threshold,
                 seed=seed,
@@ -96,6 +112,7 @@ def write_ripplenet(
             _write_lines(out / "ratings_final.txt", (f"{u}\t{i}\t{lab}\n" for u, i, lab in rows))
             _write_index(out / "user_index.tsv", "user", users)
             counts.update(stats)
+            counts["dropped_interactions"] = len(given_rows) - len(kept_rows)
     logger.info("wrote RippleNet files to %s: %s", path, counts)
     return counts
 

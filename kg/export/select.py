@@ -10,6 +10,11 @@ from kgenrich.kg.records import Decision, SourceKind, Triple
 
 E = TypeVar("E", Decision, SourceKind)
 
+#: The decisions an export asserts as facts unless told otherwise (RDF plain triples, GraphML
+#: edges); the default of settings `export.assert_decisions` (a test checks they agree). Other
+#: triples are candidates: kept as reified statements and in the JSONL dump, never as facts.
+DEFAULT_FACT_DECISIONS: frozenset[Decision] = frozenset({Decision.TRUSTED, Decision.ACCEPTED})
+
 
 def select(
     triples: Iterable[Triple],

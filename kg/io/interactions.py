@@ -2,8 +2,9 @@
 `.inter` atomic file or a CSV/TSV with a header line. Errors name the file, the line and the field.
 
 Columns are found by name, case-insensitively: `user_id`/`userId`/`user`, `item_id`/`movieId`/
-`item`, `rating`. A `.inter` header must be RecBole's `name:type`; a CSV/TSV header is plain names
-(a `:type` suffix is ignored), tab-separated when the header holds a tab, else comma-separated.
+`item`, `rating`, `timestamp` (kept as text, for exporters that pass it on). A `.inter` header
+must be RecBole's `name:type`; a CSV/TSV header is plain names (a `:type` suffix is ignored),
+tab-separated when the header holds a tab, else comma-separated.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from kgenrich.kg.ratings import Interaction
 USER_COLUMNS: tuple[str, ...] = ("user_id", "userid", "user")
 ITEM_COLUMNS: tuple[str, ...] = ("item_id", "movieid", "item")
 RATING_COLUMNS: tuple[str, ...] = ("rating",)
+TIMESTAMP_COLUMNS: tuple[str, ...] = ("timestamp",)
 
 
 @dataclass(frozen=True, eq=False)
 class InteractionTable:
     """Interactions as columns, in file order, with the line each came from.
 
-    `ratings` is None when the file has no rating column (implicit feedback).
+    `ratings` is None when the file has no rating column (implicit feedback); `timestamps` (the
+    cells' text, unchecked) is None when it has no timestamp column.
     """
 
     file: str
@@ -35,6 +38,7 @@ class InteractionTable:
     items: tuple[str, ...]
     ratings: tuple[float, ...] | None
     lines: tuple[int, ...]
+    timestamps: tuple[str, ...] | None = None
 
     def records(self) -> list[Interaction]:
         """The same interactions as `Interaction` records."""
@@ -54,9 +58,11 @@ def read_interaction_table(path: str | Path) -> InteractionTable:
     u = _required(lowered, USER_COLUMNS, file=name)
     i = _required(lowered, ITEM_COLUMNS, file=name)
     r = _find(lowered, RATING_COLUMNS)
+    ts = _find(lowered, TIMESTAMP_COLUMNS)
     users: list[str] = []
     items: list[str] = []
     ratings: list[float] = []
+    timestamps: list[str] = []
     lines: list[int] = []
     for line, cells in body:
         if len(cells) != len(header):
@@ -77,6 +83,8 @@ def read_interaction_table(path: str | Path) -> InteractionTable:
         items.append(cells[i])
         if r is not None:
             ratings.append(_rating(cells[r], file=name, line=line, field=header[r]))
+        if ts is not None:
+            timestamps.append(cells[ts])
         lines.append(line)
     return InteractionTable(
         file=name,
@@ -84,6 +92,7 @@ def read_interaction_table(path: str | Path) -> InteractionTable:
         items=tuple(items),
         ratings=tuple(ratings) if r is not None else None,
         lines=tuple(lines),
+        timestamps=tuple(timestamps) if ts is not None else None,
     )
 
 
@@ -143,6 +152,7 @@ def _rating(text: str, *, file: str, line: int, field: str) -> float:
 __all__ = [
     "ITEM_COLUMNS",
     "RATING_COLUMNS",
+    "TIMESTAMP_COLUMNS",
     "USER_COLUMNS",
     "InteractionTable",
     "read_interaction_table",

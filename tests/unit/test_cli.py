@@ -93,6 +93,6 @@ def test_write_exports_writes_only_the_chosen_formats(tmp_path: Path) -> None:
     written = write_exports(tmp_path, entities=[], triples=[], items=None, interactions=None,
                             settings=ExportSettings(formats=("nquads", "turtle")))
     # the writers' order, not the settings' order; triples.jsonl always, last
-    assert list(written) == ["turtle", "nquads", "jsonl"]
-    assert all(path.exists() for path in written.values())
+    assert list(written.paths) == ["turtle", "nquads", "jsonl"]
+    assert all(path.exists() for path in written.paths.values())
     assert not (tmp_path / "graph.graphml").exists() and not (tmp_path / "recbole").exists()

@@ -13,7 +13,7 @@ from rdflib.compare import isomorphic
 
 from kgenrich.errors import ConfigError, ExportError
 from kgenrich.kg.export.jsonl import read_jsonl
-from kgenrich.kg.export.rdf import write_nquads, write_turtle
+from kgenrich.kg.export.rdf import candidates_graph, write_nquads, write_turtle
 from kgenrich.kg.export.select import select
 from kgenrich.kg.ids import mint_entity_id
 from kgenrich.kg.namespace import KGN, KGR, entity_id, entity_iri, graph_iri
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib")
 def test_turtle_matches_golden(tmp_path: Path) -> None:
     out = tmp_path / "kg.ttl"
     counts = write_turtle(out, entities=RECORDS.entities, triples=RECORDS.triples, base=BASE)
-    assert counts == {"entities": 6, "facts": 4, "statements": 5}
+    assert counts == {"entities": 6, "facts": 3, "statements": 5}
     written = Graph().parse(out, format="turtle")
     golden = Graph().parse(DATA / "golden.ttl", format="turtle")
     assert isomorphic(written, golden)
@@ -48,7 +48,10 @@ def test_nquads_union_matches_golden_and_graphs_split_by_source(tmp_path: Path) 
     assert graphs[str(graph_iri(BASE, "seed"))] == 1
     assert graphs[str(graph_iri(BASE, "catalog"))] == 1
     assert graphs[str(graph_iri(BASE, "extracted"))] == 1
-    assert graphs[str(graph_iri(BASE, "completed"))] == 1  # the review one; rejected is absent
+    # the review and the rejected triple are candidates: statements in graph/candidates only
+    assert str(graph_iri(BASE, "completed")) not in graphs
+    candidates = ds.graph(candidates_graph(BASE))
+    assert {str(o) for o in candidates.objects(None, KGN.decision)} == {"review", "rejected"}
     rejected = (
         entity_iri(BASE, "item/m 2"),
         KGR.directed_by,

@@ -10,6 +10,7 @@ import numpy as np
 
 from kgenrich.kg.export.ripplenet import Interaction, write_ripplenet
 from kgenrich.kg.ratings import label_ratings
+from kgenrich.kg.records import Provenance, SourceKind, Triple
 from kgenrich.recsys.data import load_recbole
 
 # (user, item, rating); users 2 and 6 have no rating >= 4 and are dropped.
@@ -58,8 +59,13 @@ def test_exporter_and_recbole_loader_label_alike(tmp_path: Path) -> None:
     for seed in (0, 3):
         loaded = load_recbole(inter, rating_threshold=4, seed=seed)
         # Single-digit ids: the exporter's natural order equals the loader's sorted order.
-        write_ripplenet(tmp_path / f"r{seed}", entities=[], triples=[],
-                        items=[f"i{n}" for n in range(10)],
+        items = [f"i{n}" for n in range(10)]
+        # one triple per item: the exporter drops items without one
+        write_ripplenet(tmp_path / f"r{seed}", entities=[], triples=[
+                            Triple(head=f"item/{i}", relation="has_genre", tail="genre/g",
+                                   provenance=Provenance(source=SourceKind.SEED))
+                            for i in items],
+                        items=items,
                         interactions=[Interaction(user=f"u{u}", item=f"i{i}", rating=r)
                                       for u, i, r in ROWS],
                         rating_threshold=4, seed=seed)

@@ -77,11 +77,12 @@ def _facts(graph: Graph) -> set[tuple[str, str, str]]:
 
 
 def _expected_facts(sources: set[SourceKind]) -> Graph:
-    """The asserted facts of `sources`, built by hand with rdflib (not through any exporter)."""
+    """The asserted facts of `sources`, built by hand with rdflib (not through any exporter):
+    only trusted and accepted triples are facts; review and rejected ones are candidates."""
     g = Graph()
     for t in TRIPLES:
         p = t.provenance
-        if p.source in sources and p.decision is not Decision.REJECTED:
+        if p.source in sources and p.decision in {Decision.TRUSTED, Decision.ACCEPTED}:
             g.add((_iri(t.head), relation_iri(t.relation), _iri(t.tail)))
     return g
 
@@ -120,7 +121,8 @@ def test_reloading_a_reverified_triple_replaces_its_provenance() -> None:
             " kge:decision ?d ; kge:confidence ?c }"
         )
         assert rows == [{"d": "rejected", "c": "0.2"}]
-        assert store.count()["completed"] == 1  # only the "review" crime fact is left
+        # no completed fact is left: the "review" crime triple is a candidate, never a fact
+        assert store.count()["completed"] == 0
         assert not store.query(
             f"ASK {{ GRAPH ?g {{ <{_iri('item/2')}> kgr:has_genre <{_iri('genre/thriller')}> }} }}"
         )
@@ -138,7 +140,8 @@ def test_facts_live_in_one_named_graph_per_source() -> None:
             )
             assert isinstance(got, Graph)
             assert isomorphic(got, _expected_facts({kind})), kind
-        assert store.count() == {"seed": 2, "catalog": 2, "extracted": 2, "completed": 2}
+        # completed: thriller only (the review crime triple is a candidate, not a fact)
+        assert store.count() == {"seed": 2, "catalog": 2, "extracted": 2, "completed": 1}
         assert store.count(by="decision")["rejected"] == 1
 
 
@@ -161,7 +164,7 @@ def test_sparql_filters_by_source_and_confidence() -> None:
         trusted = store.query(query, sources=TRUSTED)
         everything = store.query(query, sources=set(SourceKind))
         assert isinstance(trusted, list) and isinstance(everything, list)
-        assert len(trusted) == 2 and len(everything) == 4
+        assert len(trusted) == 2 and len(everything) == 3  # the review crime one is no fact
         assert store.query(query) == []  # the default graph alone holds no facts
 
 
@@ -219,9 +222,10 @@ def test_retraction_is_recorded_and_drops_the_items_live_facts(tmp_path: Path) -
     with _store() as store:
         done = store.retract(["1"], reason='catalog row "1" replaced', run="run-7", at=at)
         assert done.statements == 4  # catalog, 2 extracted, completed; the seed one stays
-        # has_genre horror (catalog), directed_by + starring (extracted), crime (completed); the
-        # seed graph keeps its directed_by: the seed statement still asserts it
-        assert done.facts == 4
+        # has_genre horror (catalog), directed_by + starring (extracted); the completed crime
+        # triple is a review candidate, never a fact; the seed graph keeps its directed_by: the
+        # seed statement still asserts it
+        assert done.facts == 3
         assert store.query(
             f"ASK {{ GRAPH <{graph_names(BASE)['seed']}> {{ <{_iri('item/1')}> kgr:directed_by"
             f" <{_iri('person/ridley-scott')}> }} }}"
