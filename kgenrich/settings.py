@@ -21,7 +21,7 @@ from kgenrich.errors import ConfigError
 
 #: The optional exports; `kgenrich.flows.io.WRITERS` has one writer per name (a test checks
 #: they match). The lossless triples.jsonl dump is always written and is not listed here.
-ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole"]
+ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole", "parquet"]
 #: The values of `kgenrich.kg.records.Decision` (a test checks they match).
 DecisionName = Literal[
     "trusted", "accepted", "rejected", "review", "unverified_new_entity", "pending"
@@ -182,7 +182,7 @@ class VerifySettings(_Section):
 
 class ExportSettings(_Section):
     formats: tuple[ExportFormat, ...] = Field(
-        ("turtle", "nquads", "graphml", "ripplenet", "recbole"),
+        ("turtle", "nquads", "graphml", "ripplenet", "recbole", "parquet"),
         description="What to write besides triples.jsonl, which is always written.",
     )
     include: tuple[DecisionName, ...] = Field(
