@@ -35,14 +35,15 @@ def read_items(path: Path, mapping: CatalogMapping, *, ontology: Ontology) -> li
 
 
 def read_seed_graph(
-    path: Path | None, *, format: str, link: Path | None, on_error: str, ontology: Ontology
+    path: Path | None, *, format: str, link: Path | None, on_error: str, ontology: Ontology,
+    relation_map: Mapping[str, str] | None = None,
 ) -> SeedGraph | None:
     """The seed KG at `path` (None: no seed). `format` and `on_error` as `read_seed` takes them;
-    they arrive as flow-parameter strings."""
+    they arrive as flow-parameter strings. `relation_map` is `seed.relation_map`."""
     if path is None:
         return None
     return read_seed(path, format=cast(SeedFormat, format), ontology=ontology, link=link,
-                     on_error=cast(OnError, on_error))
+                     on_error=cast(OnError, on_error), relation_map=relation_map)
 
 
 @dataclass(frozen=True)

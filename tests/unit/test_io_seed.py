@@ -181,3 +181,22 @@ def test_own_turtle_export_reads_back_as_seed(movies: Ontology, tmp_path: Path) 
     entities = {e.id: e for e in g.entities}
     assert entities["person/zoë-obrien"].label == 'Zoë "Z" O\'Brien'
     assert dict(g.item_links) == {"m1": "item/m1", "m 2": "item/m 2"}
+
+
+def test_seed_relation_map_setting_keeps_a_named_unknown_relation(movies: Ontology) -> None:
+    from kgenrich.flows.io import read_seed_graph
+    from kgenrich.settings import load_settings
+
+    settings = load_settings(None, flags={},
+                             assignments=['seed.relation_map={"born_in": "born_in"}'])
+
+    def read(relation_map: dict[str, str]) -> SeedGraph | None:
+        return read_seed_graph(DATA / "seed.tsv", format="tsv", link=DATA / "seed_link.tsv",
+                               on_error="raise", ontology=movies, relation_map=relation_map)
+
+    kept = read(settings.seed.relation_map)
+    default = read(load_settings(None, flags={}, assignments=[]).seed.relation_map)
+    assert kept is not None and default is not None
+    assert ("thing/tom-hanks", "born_in", "thing/concord") in keys(kept)
+    assert ("thing/tom-hanks", "born_in", "thing/concord") not in keys(default)
+    assert default.counts["unknown_relation_rejected"] == 1
