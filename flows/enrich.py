@@ -117,7 +117,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     graph = base_graph(
         ontology=ontology, items=fio.read_items(inputs.catalog, inputs.mapping, ontology=ontology),
         seed=fio.read_seed_graph(inputs.seed, format=inputs.seed_format, link=inputs.seed_link,
-                                 on_error=inputs.seed_on_error, ontology=ontology),
+                                 on_error=inputs.seed_on_error, ontology=ontology,
+                                 relation_map=settings.seed.relation_map),
         catalog=lambda items, **kw: catalog_task(items, **kw))
     with StateStore.open(settings.state_path or inputs.out_dir / "state.sqlite") as state:
         book = open_run(state, run=run_name(inputs.run_name), graph=graph, settings=settings,

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
-from kgenrich.errors import ConfigError, InputError
-from kgenrich.kg.atomic import atomic_write
+from kgenrich.errors import ConfigError, ExportError, InputError
+from kgenrich.kg.atomic import atomic_dir, atomic_write, recover_staged, staged_exports
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import InteractionTable, read_interaction_table
 from kgenrich.kg.io.seed import OnError, SeedFormat, SeedGraph, read_seed
@@ -35,14 +35,15 @@ def read_items(path: Path, mapping: CatalogMapping, *, ontology: Ontology) -> li
 
 
 def read_seed_graph(
-    path: Path | None, *, format: str, link: Path | None, on_error: str, ontology: Ontology
+    path: Path | None, *, format: str, link: Path | None, on_error: str, ontology: Ontology,
+    relation_map: Mapping[str, str] | None = None,
 ) -> SeedGraph | None:
     """The seed KG at `path` (None: no seed). `format` and `on_error` as `read_seed` takes them;
-    they arrive as flow-parameter strings."""
+    they arrive as flow-parameter strings. `relation_map` is `seed.relation_map`."""
     if path is None:
         return None
     return read_seed(path, format=cast(SeedFormat, format), ontology=ontology, link=link,
-                     on_error=cast(OnError, on_error))
+                     on_error=cast(OnError, on_error), relation_map=relation_map)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,13 @@ def _recbole(out_dir: Path, job: _ExportJob) -> _Written:
     return folder, counts
 
 
+def _parquet(out_dir: Path, job: _ExportJob) -> _Written:
+    from kgenrich.kg.export import parquet
+
+    parquet.write_parquet(out_dir, entities=job.entities, triples=job.triples)
+    return out_dir / parquet.TRIPLES_FILE, {}
+
+
 #: One writer per `kgenrich.settings.ExportFormat`, run in this order (a test checks the names
 #: match the Literal, so a format cannot be accepted and then silently not written).
 WRITERS: dict[str, Callable[[Path, _ExportJob], _Written]] = {
@@ -126,7 +134,51 @@ WRITERS: dict[str, Callable[[Path, _ExportJob], _Written]] = {
     "graphml": _graphml,
     "ripplenet": _ripplenet,
     "recbole": _recbole,
+    "parquet": _parquet,
 }
+
+#: What a run records beside its exports so `kgenrich export` can redo them without loss: the
+#: catalog's item order (which fixes the RippleNet ints) and a copy of the interactions.
+EXPORT_INPUTS = "export_inputs.json"
+INTERACTIONS_DIR = "interactions"
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """The item order and interactions file a run's exports were written from (None: not
+    recorded, as for runs written before this record existed)."""
+
+    items: list[str] | None
+    interactions: Path | None
+
+
+def read_export_inputs(run_dir: Path) -> ExportInputs:
+    """What `write_exports` recorded in `run_dir`; nothing recorded reads as no items order and
+    no interactions."""
+    file = Path(run_dir) / EXPORT_INPUTS
+    if not file.is_file():
+        return ExportInputs(items=None, interactions=None)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        items, inter = data["items"], data["interactions"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"not an export-inputs record: {err}", file=str(file)) from err
+    return ExportInputs(items=None if items is None else [str(i) for i in items],
+                        interactions=None if inter is None else Path(run_dir) / inter)
+
+
+def _record_inputs(staging: Path, items: Sequence[str] | None, interactions: Path | None) -> None:
+    import shutil
+
+    copy: str | None = None
+    if interactions is not None:
+        # A copy, not the path: the run folder then holds everything its exports came from.
+        with atomic_dir(staging / INTERACTIONS_DIR) as folder:
+            shutil.copyfile(interactions, folder / interactions.name)
+        copy = f"{INTERACTIONS_DIR}/{interactions.name}"
+    with atomic_write(staging / EXPORT_INPUTS) as f:
+        json.dump({"items": None if items is None else list(items), "interactions": copy}, f,
+                  ensure_ascii=False)
 
 
 def write_exports(
@@ -138,13 +190,12 @@ def write_exports(
     interactions: Path | None,
     settings: ExportSettings,
 ) -> WrittenExports:
-    """Every export of a run. Each file is replaced atomically; the canonical JSONL dump
-    (everything, rejected triples included) is written last, so a folder with a fresh
-    triples.jsonl has fresh exports beside it."""
-    from kgenrich.kg.export import jsonl
-
+    """Every export of a run, swapped into `out_dir` together (`kg.atomic.staged_exports`): a
+    failure or a kill leaves the previous exports whole, and an OSError becomes `ExportError`
+    naming the export. Besides the formats, the canonical JSONL dump (everything, rejected
+    triples included) and the export-inputs record (`items` order, a copy of `interactions`,
+    read back by `read_export_inputs`). Other files in `out_dir` are left alone."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     # Read once, for both recommender writers, and only if one of them runs.
     wanted = bool({"ripplenet", "recbole"} & set(settings.formats))
     job = _ExportJob(entities=entities, triples=triples,
@@ -155,14 +206,36 @@ def write_exports(
                      asserted=asserted_decisions(settings))
     paths: dict[str, Path] = {}
     counts: dict[str, dict[str, int]] = {}
-    for name, write in WRITERS.items():
-        if name in settings.formats:
-            paths[name], written_counts = write(out_dir, job)
-            if written_counts:
-                counts[name] = written_counts
-    jsonl.write_jsonl(out_dir, entities=entities, triples=triples)
-    paths["jsonl"] = out_dir / "triples.jsonl"
+    try:
+        with staged_exports(out_dir) as staging:
+            steps: list[tuple[str, Callable[[Path, _ExportJob], _Written]]] = [
+                (name, write) for name, write in WRITERS.items() if name in settings.formats]
+            steps.append(("jsonl", _jsonl))
+            for name, write in steps:
+                try:
+                    written, written_counts = write(staging, job)
+                except OSError as err:
+                    raise ExportError(
+                        f"{out_dir}: writing the {name} export failed: {err}; the previous "
+                        f"exports are unchanged", path=str(out_dir)) from err
+                paths[name] = out_dir / written.relative_to(staging)
+                if written_counts:
+                    counts[name] = written_counts
+            try:
+                _record_inputs(staging, items, interactions)
+            except OSError as err:
+                raise ExportError(f"{out_dir / EXPORT_INPUTS}: {err}; the previous exports are "
+                                  f"unchanged", path=str(out_dir / EXPORT_INPUTS)) from err
+    except OSError as err:  # creating or fsyncing the staging folder
+        raise ExportError(f"{out_dir}: exports not written: {err}", path=str(out_dir)) from err
     return WrittenExports(paths=paths, counts=counts)
+
+
+def _jsonl(out_dir: Path, job: _ExportJob) -> _Written:
+    from kgenrich.kg.export import jsonl
+
+    jsonl.write_jsonl(out_dir, entities=job.entities, triples=job.triples)
+    return out_dir / jsonl.TRIPLES_FILE, {}
 
 
 def asserted_decisions(settings: ExportSettings) -> frozenset[Decision]:
@@ -185,6 +258,7 @@ def dump_json(path: Path, data: Mapping[str, object]) -> None:
 
 def previous_triples(out_dir: Path) -> list[Triple]:
     """The triples of the run last written to ``out_dir`` (none if it holds no run)."""
+    recover_staged(out_dir)  # a swap a kill interrupted is completed first
     return read_run(out_dir)[1] if (out_dir / "triples.jsonl").is_file() else []
 
 

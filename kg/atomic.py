@@ -3,11 +3,14 @@ half-written file, and a failed write leaves nothing behind.
 
 `atomic_write` writes a temp file in the target's directory, fsyncs it and `os.replace`s it in.
 `atomic_dir` builds a multi-file export in `<path>.tmp-XXXX` and swaps the directory in whole.
+`staged_exports` builds a set of exports in a staging folder inside the output folder and swaps
+them in together, journalled, so a kill mid-swap is completed by the next `recover_staged`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -154,3 +157,106 @@ def _swap_in(tmp: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+#: Staging folders `staged_exports` creates inside an output folder (hidden; removed on success).
+STAGING_PREFIX = ".kgenrich-staging-"
+_JOURNAL = "journal.json"  # written once the new exports are complete: from then on, roll forward
+
+
+@contextlib.contextmanager
+def staged_exports(folder: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder inside `folder`; on success what was written there
+    replaces its namesakes in `folder`, together.
+
+    A file, or a directory holding `EXPORT_MARKER` (an `atomic_dir`), replaces its namesake
+    whole; other directories are merged entry by entry, and entries of `folder` that the
+    staging folder does not hold are left alone (a state store, a review file). On an exception
+    inside the block the staging folder is removed and `folder` is as it was; a kill leaves only
+    the staging folder, which `recover_staged` removes (or, once its journal is written,
+    completes). OSErrors of the swap itself become `ExportError` naming the path.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    recover_staged(out)
+    staging = _fresh_name(out, STAGING_PREFIX)
+    (staging / "new").mkdir(parents=True)
+    try:
+        yield staging / "new"
+        units = _units(staging / "new", Path())
+        for rel in units:
+            _check_target(staging / "new" / rel, out / rel)
+        _fsync_tree(staging / "new")
+        with atomic_write(staging / _JOURNAL) as f:
+            json.dump([str(rel) for rel in units], f)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _roll_forward(staging, out)
+
+
+def recover_staged(folder: str | Path) -> None:
+    """Finish or undo what a killed `staged_exports` left in `folder`: a staging folder with a
+    journal is swapped in (the new exports were complete), one without is removed."""
+    out = Path(folder)
+    if not out.is_dir():
+        return
+    for staging in sorted(out.glob(STAGING_PREFIX + "*")):
+        if (staging / _JOURNAL).is_file():
+            logger.warning("%s: completing an export swap a killed run left", out)
+            _roll_forward(staging, out)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _units(root: Path, rel: Path) -> list[Path]:
+    units: list[Path] = []
+    for entry in sorted((root / rel).iterdir()):
+        sub = rel / entry.name
+        if entry.is_dir() and not entry.is_symlink() and not (entry / EXPORT_MARKER).exists():
+            units.extend(_units(root, sub))
+        else:
+            units.append(sub)
+    return units
+
+
+def _check_target(new: Path, target: Path) -> None:
+    """Refuse, before anything moves, a swap that would replace what is not ours."""
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ExportError(f"{parent}: exists and is not a directory; cannot write "
+                              f"{target} under it", path=str(parent))
+    if not target.exists():
+        return
+    if new.is_dir():
+        try:
+            _check_replaceable(target)
+        except ExportError as err:
+            raise ExportError(str(err), path=str(target)) from None
+    elif target.is_dir():
+        raise ExportError(f"{target}: is a directory; refusing to replace it with a file",
+                          path=str(target))
+
+
+def _roll_forward(staging: Path, out: Path) -> None:
+    # Idempotent: an entry still in new/ is moved in (its old namesake aside first), so a kill
+    # at any point is completed by running this again.
+    units = [Path(p) for p in json.loads((staging / _JOURNAL).read_text(encoding="utf-8"))]
+    for rel in units:
+        new, target, old = staging / "new" / rel, out / rel, staging / "old" / rel
+        if not new.exists() and not new.is_symlink():
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() or target.is_symlink():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                if old.is_dir():
+                    shutil.rmtree(old)
+                os.replace(target, old)
+            os.replace(new, target)
+        except OSError as err:
+            raise ExportError(f"{target}: could not swap in the new export: {err}; the "
+                              f"complete new exports wait in {staging}, and the next export "
+                              f"into {out} completes the swap", path=str(target)) from err
+        _fsync_dir(target.parent)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -119,7 +119,9 @@ def run(
     catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
                                                 ".item.", exists=True, dir_okay=False)],
     ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = DEFAULT_ONTOLOGY,
-    out: Annotated[Path, typer.Option(help="Output folder (written atomically).")] = Path("out"),
+    out: Annotated[Path, typer.Option(help="Output folder. Its exports are swapped in together "
+                                           "(written atomically); the state store and review "
+                                           "verdicts in it are kept.")] = Path("out"),
     id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
     title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
     text_col: Annotated[list[str], typer.Option(help="Free-text column (repeatable).")] = [],  # noqa: B006
@@ -131,7 +133,10 @@ def run(
     seed_link: Annotated[Path | None, typer.Option(help="RecBole .link / RippleNet item index.",
                                                    exists=True)] = None,
     interactions: Annotated[Path | None, typer.Option(help="User-item ratings for "
-                                                           "ratings_final.txt.", exists=True)] = None,
+                                                           "ratings_final.txt and RecBole .inter; "
+                                                           "a copy is kept in the output folder "
+                                                           "for `kgenrich export`.",
+                                                      exists=True)] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
                                                 exists=True)] = None,
     set_: SetOption = [],  # noqa: B006
@@ -256,9 +261,15 @@ def export(
         f"{'|'.join(get_args(DecisionName))} (repeatable).",
     )] = [],  # noqa: B006
     no_llm: Annotated[bool, typer.Option(help="Drop every LLM-added triple.")] = False,
+    interactions: Annotated[Path | None, typer.Option(
+        help="User-item ratings; default: the copy the run kept.", exists=True,
+        dir_okay=False)] = None,
     set_: SetOption = [],  # noqa: B006
 ) -> None:
-    """Re-export a finished run (from its triples.jsonl) in other formats or with other filters."""
+    """Re-export a finished run (from its triples.jsonl) in other formats or with other filters.
+
+    Uses the run's item order and interactions (recorded in the run folder), so the RippleNet
+    ids and ratings match the run's; the exports are swapped into --out together."""
     try:
         settings = load_settings(None, flags={"export.formats": tuple(formats) or None,
                                               "export.include": tuple(include) or None},
@@ -266,17 +277,19 @@ def export(
     except KgenrichError as err:
         _fail(err)
     _setup_logging(False)
-    from kgenrich.flows.io import write_exports
+    from kgenrich.flows.io import read_export_inputs, write_exports
     from kgenrich.kg.export.jsonl import read_jsonl
     from kgenrich.kg.records import TRUSTED_SOURCES
 
     try:
+        recorded = read_export_inputs(run_dir)
         dump = read_jsonl(run_dir)
         entities, triples = list(dump.entities), list(dump.triples)
         if no_llm:
             triples = [t for t in triples if t.provenance.source in TRUSTED_SOURCES]
-        written = write_exports(out, entities=entities, triples=triples, items=None,
-                                interactions=None, settings=settings)
+        written = write_exports(out, entities=entities, triples=triples, items=recorded.items,
+                                interactions=interactions or recorded.interactions,
+                                settings=settings)
     except KgenrichError as err:
         _fail(err)
     for name, path in written.paths.items():

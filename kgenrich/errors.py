@@ -61,4 +61,8 @@ class BudgetExhausted(LLMError):
 
 
 class ExportError(KgenrichError):
-    """An export could not be written."""
+    """An export could not be written. `path` names the file or folder, when one is known."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)

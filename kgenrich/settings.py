@@ -21,7 +21,7 @@ from kgenrich.errors import ConfigError
 
 #: The optional exports; `kgenrich.flows.io.WRITERS` has one writer per name (a test checks
 #: they match). The lossless triples.jsonl dump is always written and is not listed here.
-ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole"]
+ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole", "parquet"]
 #: The values of `kgenrich.kg.records.Decision` (a test checks they match).
 DecisionName = Literal[
     "trusted", "accepted", "rejected", "review", "unverified_new_entity", "pending"
@@ -180,9 +180,18 @@ class VerifySettings(_Section):
         return name
 
 
+class SeedSettings(_Section):
+    relation_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Seed relation name -> ontology relation name. A seed triple whose relation "
+        "the ontology does not know is a counted rejection unless this map names it (map a "
+        "name to itself to keep it as given), e.g. {\"film.film.genre\": \"has_genre\"}.",
+    )
+
+
 class ExportSettings(_Section):
     formats: tuple[ExportFormat, ...] = Field(
-        ("turtle", "nquads", "graphml", "ripplenet", "recbole"),
+        ("turtle", "nquads", "graphml", "ripplenet", "recbole", "parquet"),
         description="What to write besides triples.jsonl, which is always written.",
     )
     include: tuple[DecisionName, ...] = Field(
@@ -216,6 +225,7 @@ class Settings(BaseSettings):
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     complete: CompleteSettings = Field(default_factory=CompleteSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    seed: SeedSettings = Field(default_factory=SeedSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     reports_dir: Path = Field(Path("reports"), description="Where run reports are written.")
     state_path: Path | None = Field(

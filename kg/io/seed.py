@@ -4,7 +4,8 @@ Formats: TSV triples, N-Triples, Turtle, RecBole `.kg` + `.link`, RippleNet `kg_
 `item_index2entity_id[_rehashed].txt` and the RKGE auxiliary format
 (`id:1|genre:A,B|director:X|actors:Y,Z`). A bad line raises `InputError` naming file, line and
 field, or, with `on_error="skip"`, becomes a `Rejection` in the result; whole-file problems
-(unreadable, unparseable RDF) always raise.
+(unreadable, unparseable RDF) always raise. A triple whose relation the ontology does not know is
+a `Rejection` ("unknown relation", counted), unless `relation_map` names its relation.
 
 Entity ids: a seed entity linked to a catalog item (by the link file, the auxiliary format's id
 or a `kge:itemId` in RDF) gets the item's id `item/<id>`, so seed and catalog facts meet on one
@@ -278,6 +279,7 @@ class _Builder:
             "rows": 0,
             "duplicates": 0,
             "unknown_relation_triples": 0,
+            "unknown_relation_rejected": 0,
             "type_conflicts": 0,
             "skipped": 0,
         }
@@ -299,6 +301,15 @@ class _Builder:
         if rel is None:
             self.counts["unknown_relation_triples"] += 1
             self.unknown_relations.add(name)
+            # A fact the ontology cannot type is not trusted, unless the user's relation map
+            # names its relation (mapping it to itself keeps it as given).
+            if relation not in self.relation_map:
+                self.counts["unknown_relation_rejected"] += 1
+                self.rejected.append(Rejection(
+                    stage="seed", reason="unknown relation",
+                    detail=f"{self.file}{f':{line}' if line else ''}: {name!r} is not a "
+                    "relation of the ontology"))
+                return
         head_id = self._resolve(head, role_type=rel.domain if rel else THING)
         tail_id = self._resolve(tail, role_type=rel.range if rel else THING)
         key = (head_id, name, tail_id)
@@ -361,7 +372,8 @@ class _Builder:
     def result(self) -> SeedGraph:
         if self.unknown_relations:
             logger.warning(
-                "seed %s: %d triples use relations the ontology does not know: %s",
+                "seed %s: %d triples use relations the ontology does not know (rejected unless "
+                "the relation map names them): %s",
                 self.file,
                 self.counts["unknown_relation_triples"],
                 ", ".join(sorted(self.unknown_relations)[:10]),
@@ -371,7 +383,7 @@ class _Builder:
             triples=len(self.triples),
             entities=len(self.entities),
             item_links=len(self.item_links),
-            rejected_lines=len(self.rejected),
+            rejected_lines=len(self.rejected) - self.counts["unknown_relation_rejected"],
         )
         return SeedGraph(
             entities=tuple(self.entities.values()),

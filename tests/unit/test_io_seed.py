@@ -23,14 +23,23 @@ def test_tsv_labels_ids_links_types_and_duplicates(movies: Ontology) -> None:
     assert ("item/m1", "directed_by", "person/john-lasseter") in keys(g)
     assert ("item/m2", "has_genre", "genre/action") in keys(g)  # ids kept as given
     assert ("item/m7", "starring", "person/al-pacino") in keys(g)  # "Heat" linked to m7
-    assert ("thing/tom-hanks", "born_in", "thing/concord") in keys(g)  # unknown relation
+    # An unknown relation is a counted rejection, not a trusted fact (issue 11, item 7)...
+    assert ("thing/tom-hanks", "born_in", "thing/concord") not in keys(g)
+    assert [r.reason for r in g.rejected] == ["unknown relation"]
+    assert "'born_in'" in g.rejected[0].detail and g.counts["rejected_lines"] == 0
     entities = {e.id: e for e in g.entities}
     assert entities["person/john-lasseter"].label == "John Lasseter"
     assert entities["person/john-lasseter"].type == "Person"
     assert entities["item/m1"].type == "Movie"
     assert dict(g.item_links) == {"m1": "item/m1", "m2": "item/m2", "m7": "item/m7"}
-    assert g.counts["duplicates"] == 1 and g.counts["triples"] == 7
+    assert g.counts["duplicates"] == 1 and g.counts["triples"] == 6
     assert g.counts["unknown_relation_triples"] == 1
+    assert "thing/concord" not in {e.id for e in g.entities}
+    # ...unless the relation map names it.
+    kept = read_seed(DATA / "seed.tsv", ontology=movies, link=DATA / "seed_link.tsv",
+                     relation_map={"born_in": "born_in"})
+    assert ("thing/tom-hanks", "born_in", "thing/concord") in keys(kept)
+    assert kept.counts["triples"] == 7 and not kept.rejected
     for t in g.triples:
         p = t.provenance
         assert (p.source, p.decision, p.accepted_by) == (SourceKind.SEED, Decision.TRUSTED, "seed")
@@ -62,7 +71,9 @@ def test_recbole_with_sibling_link_and_relation_map(movies: Ontology) -> None:
     g = read_seed(
         DATA / "recbole" / "mini.kg",
         ontology=movies,
-        relation_map={"film.film.directed_by": "directed_by", "film.film.genre": "has_genre"},
+        relation_map={"film.film.directed_by": "directed_by", "film.film.genre": "has_genre",
+                      # not in the ontology: kept because the map names it
+                      "people.person.nationality": "people.person.nationality"},
     )
     assert ("item/1", "directed_by", "m.99") in keys(g)
     types = {e.id: e.type for e in g.entities}
@@ -77,7 +88,10 @@ def test_recbole_with_sibling_link_and_relation_map(movies: Ontology) -> None:
 
 
 def test_ripplenet_with_item_index(movies: Ontology) -> None:
-    g = read_seed(DATA / "ripplenet" / "kg_final.txt", ontology=movies, id_prefix="bx/")
+    # RippleNet relations are bare ints: only a relation map makes them facts.
+    assert not read_seed(DATA / "ripplenet" / "kg_final.txt", ontology=movies).triples
+    g = read_seed(DATA / "ripplenet" / "kg_final.txt", ontology=movies, id_prefix="bx/",
+                  relation_map={r: r for r in "0123"})
     assert ("item/0399135782", "0", "bx/5") in keys(g)
     assert ("bx/5", "3", "bx/6") in keys(g)
     assert len(g.triples) == 5
@@ -167,3 +181,22 @@ def test_own_turtle_export_reads_back_as_seed(movies: Ontology, tmp_path: Path) 
     entities = {e.id: e for e in g.entities}
     assert entities["person/zoë-obrien"].label == 'Zoë "Z" O\'Brien'
     assert dict(g.item_links) == {"m1": "item/m1", "m 2": "item/m 2"}
+
+
+def test_seed_relation_map_setting_keeps_a_named_unknown_relation(movies: Ontology) -> None:
+    from kgenrich.flows.io import read_seed_graph
+    from kgenrich.settings import load_settings
+
+    settings = load_settings(None, flags={},
+                             assignments=['seed.relation_map={"born_in": "born_in"}'])
+
+    def read(relation_map: dict[str, str]) -> SeedGraph | None:
+        return read_seed_graph(DATA / "seed.tsv", format="tsv", link=DATA / "seed_link.tsv",
+                               on_error="raise", ontology=movies, relation_map=relation_map)
+
+    kept = read(settings.seed.relation_map)
+    default = read(load_settings(None, flags={}, assignments=[]).seed.relation_map)
+    assert kept is not None and default is not None
+    assert ("thing/tom-hanks", "born_in", "thing/concord") in keys(kept)
+    assert ("thing/tom-hanks", "born_in", "thing/concord") not in keys(default)
+    assert default.counts["unknown_relation_rejected"] == 1

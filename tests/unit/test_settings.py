@@ -53,7 +53,8 @@ def test_decision_literal_matches_the_decision_enum() -> None:
 def test_misspelt_export_format_fails_at_load_naming_setting_and_choices() -> None:
     problems = _problems('export.formats=["turtle", "turtel"]')
     assert list(problems) == ["export.formats.1"]
-    assert "'turtle', 'nquads', 'graphml', 'ripplenet' or 'recbole'" in problems["export.formats.1"]
+    assert ("'turtle', 'nquads', 'graphml', 'ripplenet', 'recbole' or 'parquet'"
+            in problems["export.formats.1"])
     assert "'turtel'" in problems["export.formats.1"]
 
 
