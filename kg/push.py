@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import pyoxigraph as ox
@@ -206,7 +206,8 @@ def check_endpoint(endpoint: str) -> None:
 
 class GraphStoreClient:
     """PUT and DELETE of whole graphs by indirect identification (`?graph=IRI`, `?default`).
-    Credentials in the URL's user-info go out as HTTP Basic auth and never into a message."""
+    Credentials in the URL's user-info go out as HTTP Basic auth, never into a URL that is
+    logged or a message."""
 
     def __init__(
         self, endpoint: str, *, timeout: float, transport: httpx.BaseTransport | None = None
@@ -216,9 +217,12 @@ class GraphStoreClient:
         parts = urlsplit(endpoint)
         self._secrets = [s for s in (endpoint, parts.password, unquote(parts.password or ""))
                          if s and len(s) >= 3]
-        self._endpoint = endpoint
+        # The URL httpx sees has no user-info: httpx logs every request's URL at INFO.
+        auth = (httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+                if parts.username is not None or parts.password is not None else None)
+        self._endpoint = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._timeout = timeout
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._http = httpx.Client(timeout=timeout, transport=transport, auth=auth)
 
     def __enter__(self) -> GraphStoreClient:
         return self

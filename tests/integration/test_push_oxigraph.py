@@ -4,16 +4,9 @@ empties what it retracted and fills the retracted graph."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -25,6 +18,7 @@ from kgenrich.kg.push import push_run
 from kgenrich.kg.records import Decision, Entity, Provenance, SourceKind, Triple
 from kgenrich.runs.bookkeeping import RetractionRow
 from kgenrich.settings import ExportSettings
+from kgenrich.testing.oxigraph import Oxigraph
 
 BASE = "https://kgenrich.dev/id/"
 ENTITIES = [
@@ -74,58 +68,9 @@ ORDER BY DESC(?confidence)
 """
 
 
-def _oxigraph() -> str | None:
-    found = shutil.which("oxigraph") or str(Path(sys.executable).with_name("oxigraph"))
-    return found if Path(found).is_file() else None
-
-
-@pytest.fixture
-def oxigraph(tmp_path: Path) -> Iterator[str]:
-    """`oxigraph serve` on a free 127.0.0.1 port; yields its base URL."""
-    binary = _oxigraph()
-    if binary is None:
-        pytest.skip("no `oxigraph` server binary (pip install oxigraph, in the dev extra)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "serve", "--location", str(tmp_path / "oxigraph"),
-                             "--bind", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/query", params={"query": "ASK {}"}, timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    pytest.fail(f"oxigraph serve did not start: {err}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _select(url: str, sparql: str) -> list[dict[str, str]]:
-    r = httpx.post(f"{url}/query", data={"query": sparql},
-                   headers={"Accept": "application/sparql-results+json"}, timeout=30)
-    r.raise_for_status()
-    return [{k: v["value"] for k, v in b.items()} for b in r.json()["results"]["bindings"]]
-
-
-def _counts(url: str) -> dict[str, int]:
-    rows = _select(url, "SELECT ?g (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } } GROUP BY ?g")
-    out = {r["g"]: int(r["n"]) for r in rows}
-    out["default"] = int(_select(url, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
-    return out
-
-
-def _ground(url: str) -> set[tuple[str, ...]]:
+def _ground(server: Oxigraph) -> set[tuple[str, ...]]:
     """Every quad without a blank node (blank nodes are renamed by each load)."""
-    rows = _select(url, "SELECT ?s ?p ?o ?g WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } }"
+    rows = server.select("SELECT ?s ?p ?o ?g WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } }"
                         " FILTER(!isBlank(?s) && !isBlank(?o)) }")
     return {(r["s"], r["p"], r["o"], r.get("g", "")) for r in rows}
 
@@ -140,26 +85,26 @@ def _g(name: str) -> str:
 
 
 def test_push_round_trips_replaces_graphs_and_applies_retractions(
-    oxigraph: str, tmp_path: Path
+    oxigraph: Oxigraph, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     _export(out, TRIPLES)
-    store = f"{oxigraph}/store"
+    store = oxigraph.store
 
     first = push_run(out, endpoint=store, base=BASE, timeout=30)
-    counts = _counts(oxigraph)
+    counts = oxigraph.counts()
     assert counts == {**{g.graph: g.triples for g in first.graphs if g.triples},
                       "default": first.counts()["default"]}
     assert counts[_g("seed")] == 1 and counts[_g("catalog")] == 2
     assert counts[_g("extracted")] == 1 and _g("completed") not in counts  # nothing accepted
     assert _g("retracted") not in counts
-    review = _select(oxigraph, REVIEW_QUERY)
+    review = oxigraph.select(REVIEW_QUERY)
     assert [r["confidence"] for r in review] == ["0.61", "0.55"]
     assert {r["head"] for r in review} == {BASE + "item/1", BASE + "item/2"}
 
     before = _ground(oxigraph)
     again = push_run(out, endpoint=store, base=BASE, timeout=30)
-    assert _counts(oxigraph) == counts
+    assert oxigraph.counts() == counts
     assert _ground(oxigraph) == before
     assert {g.action for g in again.graphs if g.triples} == {"replaced"}
 
@@ -173,42 +118,42 @@ def test_push_round_trips_replaces_graphs_and_applies_retractions(
                         triples=[t.model_dump(mode="json") for t in gone])
     (out / "retractions.jsonl").write_text(row.model_dump_json() + "\n", encoding="utf-8")
     push_run(out, endpoint=store, base=BASE, timeout=30)
-    after = _counts(oxigraph)
+    after = oxigraph.counts()
     assert _g("extracted") not in after  # its only fact was item 2's: the graph was deleted
     assert after[_g("catalog")] == 1 and after[_g("seed")] == 1
-    assert [r["head"] for r in _select(oxigraph, REVIEW_QUERY)] == [BASE + "item/1"]
-    events = _select(oxigraph, f"""
+    assert [r["head"] for r in oxigraph.select(REVIEW_QUERY)] == [BASE + "item/1"]
+    events = oxigraph.select(f"""
         PREFIX prov: <http://www.w3.org/ns/prov#> PREFIX kge: <https://kgenrich.dev/ns#>
         SELECT ?ev ?item (COUNT(?st) AS ?n) WHERE {{ GRAPH <{_g("retracted")}> {{
           ?ev a prov:Invalidation ; kge:itemId ?item .
           ?st prov:qualifiedInvalidation ?ev }} }} GROUP BY ?ev ?item""")
     assert [(e["item"], int(e["n"])) for e in events] == [("2", len(gone))]
     # no statement of item 2 is left outside the retracted graph
-    assert not _select(oxigraph, f"""PREFIX kge: <https://kgenrich.dev/ns#>
+    assert not oxigraph.select(f"""PREFIX kge: <https://kgenrich.dev/ns#>
         PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>
         SELECT ?st WHERE {{ {{ ?st a rdf:Statement ; kge:itemId "2" }} UNION
           {{ GRAPH ?g {{ ?st a rdf:Statement ; kge:itemId "2" }}
              FILTER(?g != <{_g("retracted")}>) }} }}""")
     retracted = _ground(oxigraph)
     push_run(out, endpoint=store, base=BASE, timeout=30)
-    assert _counts(oxigraph) == after and _ground(oxigraph) == retracted
+    assert oxigraph.counts() == after and _ground(oxigraph) == retracted
 
 
-def test_push_command_reports_graphs_and_fails_clearly(oxigraph: str, tmp_path: Path) -> None:
+def test_push_command_reports_graphs_and_fails_clearly(oxigraph: Oxigraph, tmp_path: Path) -> None:
     out = tmp_path / "out"
     _export(out, TRIPLES)
     runner = CliRunner()
-    ok = runner.invoke(cli.app, ["push", str(out), "--endpoint", f"{oxigraph}/store"])
+    ok = runner.invoke(cli.app, ["push", str(out), "--endpoint", oxigraph.store])
     assert ok.exit_code == 0, ok.output
-    assert "graph/seed" in ok.output and _counts(oxigraph)[_g("seed")] == 1
+    assert "graph/seed" in ok.output and oxigraph.counts()[_g("seed")] == 1
 
     # a path that is no Graph Store endpoint: the error names the graph and the status
-    port = oxigraph.rsplit(":", 1)[1]
+    port = oxigraph.url.rsplit(":", 1)[1]
     bad = runner.invoke(cli.app, ["push", str(out), "--endpoint",
                                   f"http://user:s3cret@127.0.0.1:{port}/nope"])
     assert bad.exit_code == 2
     text = " ".join(bad.output.split())
     assert "HTTP 404" in text and "graph <" in text and "s3cret" not in text
     with pytest.raises(PushError) as err:
-        push_run(out, endpoint=f"{oxigraph}/nope", base=BASE, timeout=30)
+        push_run(out, endpoint=f"{oxigraph.url}/nope", base=BASE, timeout=30)
     assert err.value.status == 404 and err.value.graph is not None
