@@ -142,9 +142,10 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             items=[it.id for it in graph.items], interactions=inputs.interactions,
             settings=settings.export, store=inputs.store, review_file=review_file,
             failures=settled.failures, retractions=state.retractions())
+        pushed = fio.push_outputs(inputs.out_dir, push=settings.push, export=settings.export)
         report = report.model_copy(update={
             "outputs": {k: str(p) for k, p in outputs.paths.items()},
-            "exports": outputs.counts,
+            "exports": {**outputs.counts, **pushed},
             "totals": {**report.totals, "wall_seconds": round(time.perf_counter() - start, 2)}})
         markdown = rr.report_markdown(report, book=book, settled=settled)
         fio.write_report(settings.reports_dir / book.run, report, markdown)

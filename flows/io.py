@@ -21,7 +21,7 @@ from kgenrich.kg.records import Decision, Entity, Item, Ontology, Triple
 from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.report import RunReport
-from kgenrich.settings import ExportSettings
+from kgenrich.settings import ExportSettings, PushSettings
 from kgenrich.verification.confidence import ConfidenceModel
 
 
@@ -340,3 +340,17 @@ def write_run_outputs(
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         outputs["retractions"] = out_dir / "retractions.jsonl"
     return WrittenExports(paths=outputs, counts=exports.counts)
+
+
+def push_outputs(out_dir: Path, *, push: PushSettings,
+                 export: ExportSettings) -> dict[str, dict[str, int]]:
+    """Push the run's graphs to `push.endpoint` when one is set (`kgenrich.kg.push`); for the
+    report's exports: {"push": triples per graph}, or nothing."""
+    if push.endpoint is None:
+        return {}
+    from kgenrich.kg.push import push_run
+
+    report = push_run(out_dir, endpoint=push.endpoint.get_secret_value(), base=export.base_iri,
+                      timeout=push.timeout_s, fact_decisions=asserted_decisions(export),
+                      default_graph=push.default_graph)
+    return {"push": report.counts()}

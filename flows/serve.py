@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "KGENRICH_LLM__API_KEY"
 BASE_URL_ENV = "KGENRICH_LLM__BASE_URL"
+PUSH_ENDPOINT_ENV = "KGENRICH_PUSH__ENDPOINT"
 _INPUT_PATHS = ("catalog", "ontology", "out_dir", "seed", "seed_link", "interactions", "review")
 
 
@@ -75,8 +76,8 @@ def deployment_parameters(inputs: EnrichInputs, settings: Settings) -> dict[str,
     """The JSON parameters stored with the deployment: absolute paths and no secret.
 
     Left out (each run reads them from its environment instead): every `SecretStr` setting
-    (`llm.api_key` -> `KGENRICH_LLM__API_KEY`) and an `llm.base_url` that carries credentials
-    (`KGENRICH_LLM__BASE_URL`).
+    (`llm.api_key` -> `KGENRICH_LLM__API_KEY`, `push.endpoint` -> `KGENRICH_PUSH__ENDPOINT`)
+    and an `llm.base_url` that carries credentials (`KGENRICH_LLM__BASE_URL`).
 
     Raises:
         ConfigError: a secret value would still end up in the parameters.
@@ -161,6 +162,8 @@ def serve_enrich(
         os.environ[API_KEY_ENV] = key
     if settings.llm.base_url and "base_url" not in params["settings"]["llm"]:
         os.environ[BASE_URL_ENV] = settings.llm.base_url
+    if settings.push.endpoint is not None:  # a SecretStr: left out of the parameters too
+        os.environ[PUSH_ENDPOINT_ENV] = settings.push.endpoint.get_secret_value()
     logger.info("serving enrich/%s on %r (%s) against %s", name, cron, timezone or "UTC",
                 redact_url(api))
     enrich.serve(

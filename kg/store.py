@@ -26,7 +26,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,6 +204,10 @@ class GraphStore:
         """The named graph of a source ("seed", ...) or of "retracted"."""
         return ox.NamedNode(str(graph_iri(self.base, str(name))))
 
+    def graph_quads(self, name: SourceKind | str) -> list[ox.Quad]:
+        """The quads of one named graph (`graph(name)`), e.g. of "retracted"."""
+        return list(self._db.quads_for_pattern(None, None, None, self.graph(name)))
+
     # -- writing -------------------------------------------------------------------------------
 
     def load(
@@ -314,6 +318,7 @@ class GraphStore:
         run: str,
         sources: Iterable[SourceKind] = RETRACTABLE_SOURCES,
         at: datetime | None = None,
+        event_iri: Callable[[str], str] | None = None,
     ) -> Retraction:
         """Retract every statement of the items (by `kge:itemId` or as subject) from `sources`.
 
@@ -322,7 +327,8 @@ class GraphStore:
         item (`a prov:Invalidation; prov:atTime; kge:reason; kge:itemId; prov:activity <run>`)
         and stamped `prov:invalidatedAtTime`; the facts they asserted leave their source graphs
         unless another live statement still asserts them there. Load new records afterwards to
-        replace the item's triples.
+        replace the item's triples. `event_iri(item)` names an event (default: a new
+        `urn:uuid:`); `kg.push` replays a run's retractions with stable names.
         """
         items = tuple(dict.fromkeys(item_ids))
         if not reason.strip():
@@ -335,7 +341,10 @@ class GraphStore:
         kinds = sorted(SourceKind(s).value for s in sources)
         if not kinds:
             raise InputError("no sources to retract from", field="sources")
-        events = {item: f"urn:uuid:{uuid.uuid4()}" for item in items}
+        events = {
+            item: event_iri(item) if event_iri is not None else f"urn:uuid:{uuid.uuid4()}"
+            for item in items
+        }
         # Found by index lookups here, then written by one update naming them: Oxigraph plans a
         # UNION joined to `?st a rdf:Statement` as a scan of every statement (seconds per item).
         found = self._statements_of(items, sources=kinds)

@@ -1,4 +1,4 @@
-"""The `kgenrich` command line: run, serve, export, demo (and recommend).
+"""The `kgenrich` command line: run, serve, export, demo, query, push (and recommend).
 
 Loads the one Settings object (`kgenrich.settings.load_settings`: `--set` > flags > `--config`
 file > environment `KGENRICH_*` > defaults) before any expensive step and hands it to the
@@ -153,6 +153,7 @@ def run(
     run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
     store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
                                                 "graph into (query it with `kgenrich query`).")] = None,
+    push: Annotated[str | None, typer.Option("--push", metavar="URL", help="push.endpoint: after the export, push graph.nq's graphs to this Graph Store Protocol endpoint (see `kgenrich push`).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export.
@@ -179,6 +180,7 @@ def _run_settings(o: dict[str, Any]) -> Settings:
     return load_settings(o["config"], flags={
         "llm.backend": o["backend"], "llm.base_url": o["base_url"], "llm.model": o["model"],
         "complete.samples": o["samples"], "complete.max_items": o["max_items"],
+        "push.endpoint": o["push"],
     }, assignments=o["set_"])
 
 
@@ -355,6 +357,27 @@ def query(
     except KgenrichError as err:
         _fail(err)
     raise typer.Exit(code)
+
+
+@app.command()
+def push(
+    out_dir: Annotated[Path, typer.Argument(help="A run's output folder (graph.nq, retractions.jsonl).")],
+    endpoint: Annotated[str | None, typer.Option(help="push.endpoint: Graph Store Protocol URL, e.g. http://127.0.0.1:7878/store (user:password@ allowed, never printed).")] = None,
+    default_graph: Annotated[str | None, typer.Option(help="push.default_graph: named graph for graph.nq's default graph (default: the endpoint's default graph).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).", exists=True)] = None,
+    set_: SetOption = [],  # noqa: B006
+) -> None:
+    """Load a run's named graphs into a SPARQL 1.1 store (Graph Store HTTP Protocol PUT per graph,
+    so pushing the same output again changes nothing); retractions are applied."""
+    try:
+        settings = load_settings(config, flags={"push.endpoint": endpoint,
+                                                "push.default_graph": default_graph},
+                                 assignments=set_)
+        from kgenrich.cli_push import push_command
+
+        push_command(out_dir, settings)
+    except KgenrichError as err:
+        _fail(err)
 
 
 recommend_app = typer.Typer(help="RippleNet on kgenrich's exports.", no_args_is_help=True)

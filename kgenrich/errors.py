@@ -66,3 +66,23 @@ class ExportError(KgenrichError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class PushError(ExportError):
+    """Pushing graphs to a triple store failed. Names the endpoint (credentials masked), the
+    graph and the HTTP status; `retryable` says whether the same push may succeed later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        graph: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.graph = graph
+        self.status = status
+        self.retryable = retryable
+        super().__init__(message)

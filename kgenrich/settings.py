@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kgenrich.errors import ConfigError
@@ -213,6 +221,22 @@ class ExportSettings(_Section):
     )
 
 
+class PushSettings(_Section):
+    endpoint: SecretStr | None = Field(
+        None,
+        description="Graph Store HTTP Protocol endpoint of a SPARQL 1.1 store (Oxigraph: "
+        "http://HOST:7878/store; Fuseki: http://HOST:3030/DATASET/data). `kgenrich run` pushes "
+        "graph.nq's graphs there after the export when set. May carry user:password (sent as "
+        "HTTP Basic auth, never logged or stored).",
+    )
+    default_graph: str | None = Field(
+        None,
+        description="Named graph IRI for graph.nq's default graph (entities, statements of the "
+        "facts); None = the endpoint's default graph, which the push replaces.",
+    )
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="Per-request timeout in seconds.")
+
+
 class Settings(BaseSettings):
     """All of kgenrich's options."""
 
@@ -227,6 +251,7 @@ class Settings(BaseSettings):
     verify: VerifySettings = Field(default_factory=VerifySettings)
     seed: SeedSettings = Field(default_factory=SeedSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     reports_dir: Path = Field(Path("reports"), description="Where run reports are written.")
     state_path: Path | None = Field(
         None,
@@ -239,6 +264,14 @@ class Settings(BaseSettings):
         description="Items per LLM-stage task; each finished chunk is committed to the state "
         "store in one transaction, so a crashed run resumes after its last finished chunk.",
     )
+
+    @model_validator(mode="after")
+    def _push_needs_nquads(self) -> Settings:
+        # Checked at load: otherwise a run would fail at its very end, after every LLM call.
+        if self.push.endpoint is not None and "nquads" not in self.export.formats:
+            raise ValueError("push.endpoint is set but export.formats has no 'nquads': the push "
+                             "sends graph.nq")
+        return self
 
 
 def check_pykeen_model(name: str) -> None:

@@ -1,5 +1,6 @@
 """Fixtures every test folder shares: the scripted OpenAI-compatible server and clients for it,
-a real local Prefect server, Prefect's test harness, and the test ontology."""
+a real local Prefect server, Prefect's test harness, a real `oxigraph serve`, and the test
+ontology."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from kgenrich.data import ontology
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Ontology
 from kgenrich.testing import TEST_KEY, ClientFactory, ScriptedServer
+from kgenrich.testing.oxigraph import Oxigraph, oxigraph_binary, oxigraph_server
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -90,3 +92,14 @@ def local_prefect_api(tmp_path: Path) -> Iterator[str]:
 
     with local_prefect_server(tmp_path / "server-home", env=FAST_SCHEDULER) as api:
         yield api
+
+
+@pytest.fixture
+def oxigraph(tmp_path: Path) -> Iterator[Oxigraph]:
+    """`oxigraph serve` (PyPI's `oxigraph`, in the dev extra) on a free 127.0.0.1 port, on disk
+    under `tmp_path`; skipped when the binary is not installed."""
+    binary = oxigraph_binary()
+    if binary is None:
+        pytest.skip("no `oxigraph` server binary (pip install oxigraph, in the dev extra)")
+    with oxigraph_server(binary, tmp_path / "oxigraph") as server:
+        yield server

@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai.types.chat import ChatCompletion
 from pydantic import SecretStr
 
 from kgenrich.errors import LLMError
+from kgenrich.kg.redact import redact_url
 from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.core import BaseLLM, RawReply
 
@@ -43,17 +43,6 @@ _REJECT_STATUSES = frozenset({400, 422})
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def redact_url(url: str) -> str:
-    """`url` without user:password (some gateways carry credentials there)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
