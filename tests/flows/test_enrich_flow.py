@@ -114,7 +114,8 @@ def _demo_model(messages: Sequence[Message], json_schema: dict[str, Any]) -> str
 def test_demo_run_asserts_no_candidate_and_labels_items_with_titles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Done-when of issue 11 items 1-2 on data/demo with a schema-valid scripted model."""
+    """The Done-when of issue 11 on data/demo (catalog, seed and a small interactions file) with a
+    schema-valid scripted model."""
     from kgenrich.flows.demo import demo_inputs
     from kgenrich.kg.export.rdf import candidates_graph
     from kgenrich.kg.namespace import KGN, entity_iri, relation_iri
@@ -124,7 +125,17 @@ def test_demo_run_asserts_no_candidate_and_labels_items_with_titles(
     monkeypatch.setitem(factory.BACKENDS, "fake",
                         lambda _settings: contextlib.nullcontext(FakeLLM(_demo_model)))
     out = tmp_path / "out"
-    enrich(demo_inputs(DEMO, out), _settings(tmp_path))
+    # a small interactions file: three users rating the first ten films
+    films = [it.id for it in read_catalog(DEMO / "catalog.csv", mapping=CatalogMapping())][:10]
+    inter = tmp_path / "ratings.csv"
+    inter.write_text("user_id,item_id,rating\n" + "".join(
+        f"u{u},{f},{1 + (u + i) % 5}\n" for u in range(3) for i, f in enumerate(films)))
+    inputs = demo_inputs(DEMO, out).model_copy(update={"interactions": inter})
+    enrich(inputs, _settings(tmp_path))
+    for name in ("kgenrich.inter", "kgenrich.kg", "kgenrich.link"):
+        assert (out / "recbole" / "kgenrich" / name).is_file(), name
+    for name in ("triples.parquet", "entities.parquet"):
+        assert (out / name).is_file(), name
     base = Settings().export.base_iri
     entities, triples = read_run(out)
     asserted = {Decision.TRUSTED, Decision.ACCEPTED}
