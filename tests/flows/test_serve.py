@@ -43,6 +43,23 @@ def _inputs(tmp_path: Path) -> EnrichInputs:
     )
 
 
+def _runnable_inputs(tmp_path: Path) -> EnrichInputs:
+    """Inputs a whole run completes on: enough trusted triples (seed + attributes) to fit the
+    verifier."""
+    return EnrichInputs(
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"), out_dir=tmp_path / "out",
+        seed=DATA / "seed.tsv", run_name="deployed",
+        mapping=CatalogMapping(text=("description",),
+                               attributes={"director": "directed_by", "genres": "has_genre",
+                                           "country": "country_of_origin"}),
+    )
+
+
+def _runnable_settings(tmp_path: Path) -> Settings:
+    return Settings(llm={"backend": "fake", "cache_dir": None}, verify={"epochs": 5, "dim": 16},
+                    reports_dir=tmp_path / "reports")
+
+
 def _wait(what: str, probe: Callable[[], T | None], timeout_s: float = 90.0) -> T:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -81,6 +98,28 @@ def test_serve_refuses_without_server_or_with_bad_cron(
     # the harness's API URL is set here: only the cron is wrong
     with pytest.raises(ConfigError, match="invalid schedule"):
         serve_command(_inputs(tmp_path), Settings(), cron="every night", name="x")
+
+
+def test_deployment_parameters_run_in_prefects_subprocess_runner(tmp_path: Path) -> None:
+    # The path a deployment's runner takes: the flow pickled into a spawned process, validated
+    # there against the stored JSON parameters. It used to fail in 0 s ("`EnrichModel` is not
+    # fully defined"), as every scheduled run did.
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow_in_subprocess
+
+    # Real classes, not strings: the pickled flow keeps no globals to resolve a name against.
+    assert not any(isinstance(a, str) for a in enrich.fn.__annotations__.values())
+    assert all(m.__pydantic_complete__ for m in (EnrichInputs, CatalogMapping, Settings))
+    params = deployment_parameters(_runnable_inputs(tmp_path), _runnable_settings(tmp_path))
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(enrich, parameters=params)
+        process = run_flow_in_subprocess(enrich, flow_run=flow_run, parameters=params)
+        process.join(timeout=300)
+        assert process.exitcode == 0
+        state = client.read_flow_run(flow_run.id).state
+    assert state is not None and state.is_completed(), state
+    out = tmp_path / "out"
+    assert (out / "graph.ttl").is_file() and (out / "triples.jsonl").is_file()
 
 
 SERVE = """
