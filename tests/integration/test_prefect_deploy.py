@@ -50,7 +50,8 @@ def test_prefect_yaml_deploys_and_a_worker_completes_its_run(
     with ScriptedServer(reply=lambda body: '{"entities": [], "facts": [], "tails": []}') \
             as server:
         worker_env = {**env, "KGENRICH_LLM__BASE_URL": server.base_url,
-                      "KGENRICH_LLM__API_KEY": TEST_KEY, "KGENRICH_LLM__CACHE_DIR": str(tmp_path / "cache"),
+                      "KGENRICH_LLM__API_KEY": TEST_KEY,
+                      "KGENRICH_LLM__CACHE_DIR": str(tmp_path / "cache"),
                       "KGENRICH_VERIFY__EPOCHS": "5", "KGENRICH_VERIFY__DIM": "16"}
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen(
