@@ -4,9 +4,13 @@ inputs, composes the tasks and writes the exports and the run report.
 Runs are incremental (`kgenrich.runs`): the LLM stages run only on items whose fingerprint
 changed, in chunks submitted to the flow's task runner; each finished chunk is committed to the
 state store in one transaction, so a killed run resumes after it. Unchanged items re-use their
-stored records; verification and export cover the whole graph."""
+stored records; verification and export cover the whole graph.
 
-from __future__ import annotations
+No `from __future__ import annotations` here, on purpose: Prefect validates a run's parameters
+against a model built from the flow's annotations, and a deployment's runner pickles the flow
+function *by value* into its subprocess, keeping only the globals its body names. String
+annotations would then be forward references to names (`EnrichInputs`) the pickled globals lack
+and every run would fail validation; real annotations carry the classes themselves."""
 
 import os
 

@@ -50,6 +50,11 @@ def _terminate_cleanly() -> None:
 
 def _setup_logging(verbose: bool) -> None:
     _terminate_cleanly()
+    from kgenrich.cli_prefect import isolate_ephemeral_prefect
+
+    # Before Prefect's first import, which reads its settings once: without a server, this
+    # process gets its own Prefect home, so concurrent runs do not share a database.
+    isolate_ephemeral_prefect()
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 

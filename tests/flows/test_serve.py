@@ -43,6 +43,23 @@ def _inputs(tmp_path: Path) -> EnrichInputs:
     )
 
 
+def _runnable_inputs(tmp_path: Path) -> EnrichInputs:
+    """Inputs a whole run completes on: enough trusted triples (seed + attributes) to fit the
+    verifier."""
+    return EnrichInputs(
+        catalog=DATA / "catalog.csv", ontology=ontology("movies"), out_dir=tmp_path / "out",
+        seed=DATA / "seed.tsv", run_name="deployed",
+        mapping=CatalogMapping(text=("description",),
+                               attributes={"director": "directed_by", "genres": "has_genre",
+                                           "country": "country_of_origin"}),
+    )
+
+
+def _runnable_settings(tmp_path: Path) -> Settings:
+    return Settings(llm={"backend": "fake", "cache_dir": None}, verify={"epochs": 5, "dim": 16},
+                    reports_dir=tmp_path / "reports")
+
+
 def _wait(what: str, probe: Callable[[], T | None], timeout_s: float = 90.0) -> T:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -83,6 +100,28 @@ def test_serve_refuses_without_server_or_with_bad_cron(
         serve_command(_inputs(tmp_path), Settings(), cron="every night", name="x")
 
 
+def test_deployment_parameters_run_in_prefects_subprocess_runner(tmp_path: Path) -> None:
+    # The path a deployment's runner takes: the flow pickled into a spawned process, validated
+    # there against the stored JSON parameters. It used to fail in 0 s ("`EnrichModel` is not
+    # fully defined"), as every scheduled run did.
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow_in_subprocess
+
+    # Real classes, not strings: the pickled flow keeps no globals to resolve a name against.
+    assert not any(isinstance(a, str) for a in enrich.fn.__annotations__.values())
+    assert all(m.__pydantic_complete__ for m in (EnrichInputs, CatalogMapping, Settings))
+    params = deployment_parameters(_runnable_inputs(tmp_path), _runnable_settings(tmp_path))
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(enrich, parameters=params)
+        process = run_flow_in_subprocess(enrich, flow_run=flow_run, parameters=params)
+        process.join(timeout=300)
+        assert process.exitcode == 0
+        state = client.read_flow_run(flow_run.id).state
+    assert state is not None and state.is_completed(), state
+    out = tmp_path / "out"
+    assert (out / "graph.ttl").is_file() and (out / "triples.jsonl").is_file()
+
+
 SERVE = """
 import json, sys
 from kgenrich.flows.enrich import EnrichInputs
@@ -90,8 +129,18 @@ from kgenrich.flows.serve import serve_command
 from kgenrich.errors import ConfigError
 from kgenrich.settings import Settings
 inputs = EnrichInputs.model_validate_json(sys.argv[1])
-sys.exit(serve_command(inputs, Settings(), cron=sys.argv[2], name=sys.argv[3]))
+settings = Settings.model_validate_json(sys.argv[4]) if len(sys.argv) > 4 else Settings()
+sys.exit(serve_command(inputs, settings, cron=sys.argv[2], name=sys.argv[3]))
 """
+
+
+def _serve_env(tmp_path: Path, api: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "serve-home"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                "KGENRICH_LLM__BACKEND": "fake", "KGENRICH_LLM__API_KEY": TEST_KEY,
+                "KGENRICH_REPORTS_DIR": str(tmp_path / "reports")})
+    return env
 
 
 @pytest.mark.slow
@@ -102,11 +151,7 @@ def test_serve_registers_cron_deployment_and_scheduler_creates_runs(
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     api = local_prefect_api
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "serve-home"),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                "KGENRICH_LLM__BACKEND": "fake", "KGENRICH_LLM__API_KEY": TEST_KEY,
-                "KGENRICH_REPORTS_DIR": str(tmp_path / "reports")})
+    env = _serve_env(tmp_path, api)
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
         [sys.executable, "-c", SERVE, _inputs(tmp_path).model_dump_json(), CRON, "nightly"],
@@ -146,3 +191,49 @@ def test_serve_registers_cron_deployment_and_scheduler_creates_runs(
     assert serve.poll() is not None
     with pytest.raises(ProcessLookupError):  # nothing left in the serve process group
         os.killpg(serve.pid, 0)
+
+
+@pytest.mark.slow
+def test_served_deployment_executes_a_triggered_run_to_completion(
+    tmp_path: Path, local_prefect_api: str
+) -> None:
+    # Done-when of issue 14: a run of the served deployment, created through the API as the
+    # scheduler, a UI Quick run or `prefect deployment run` would, completes and writes its graph.
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    api = local_prefect_api
+    settings = _runnable_settings(tmp_path)
+    log = (tmp_path / "serve.log").open("wb")
+    serve = subprocess.Popen(
+        [sys.executable, "-c", SERVE, _runnable_inputs(tmp_path).model_dump_json(), CRON,
+         "nightly", settings.model_dump_json()],
+        cwd=ROOT, env=_serve_env(tmp_path, api), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api}), \
+                get_client(sync_client=True) as client:
+
+            def deployment() -> Any:
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    return client.read_deployment_by_name("enrich/nightly")
+                except Exception:  # noqa: BLE001 - not registered yet (404)
+                    return None
+
+            _wait("the deployment", deployment)
+            flow_run = run_deployment("enrich/nightly", timeout=0)
+
+            def finished() -> Any:
+                state = client.read_flow_run(flow_run.id).state
+                return state if state is not None and state.is_final() else None
+
+            state = _wait("the run to finish", finished, timeout_s=600)
+            assert state.is_completed(), (state, (tmp_path / "serve.log").read_text()[-3000:])
+    finally:
+        stop_process_group(serve)
+        log.close()
+    out = tmp_path / "out"
+    assert (out / "graph.ttl").is_file() and (out / "triples.jsonl").is_file()
+    assert (out / "triples.jsonl").read_text().strip()
