@@ -29,7 +29,8 @@ COLORS: dict[str, str] = {
 _ORDER = [d.value for d in Decision]
 
 _CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#212121}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 24px;max-width:1100px;
+color:#212121}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px}
 th{background:#f3f5f7;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -94,8 +95,8 @@ def _stages(report: RunReport) -> str:
     sources = sorted(report.sources.items())
     return _section(
         "stages", "Counts per stage",
-        _table(("stage", "kept", "rejected"), rows, (False, True, True)),
         '<div style="display:flex;gap:32px;align-items:flex-start">',
+        _table(("stage", "kept", "rejected"), rows, (False, True, True)),
         _table(("decision", "triples"), decisions, (False, True)),
         _table(("source", "triples"), sources, (False, True)), "</div>")
 
