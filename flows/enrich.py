@@ -151,11 +151,11 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             "outputs": {k: str(p) for k, p in outputs.paths.items()},
             "exports": {**outputs.counts, **pushed},
             "totals": {**report.totals, "wall_seconds": round(time.perf_counter() - start, 2)}})
-        markdown = rr.report_markdown(report, book=book, settled=settled)
-        fio.write_report(settings.reports_dir / book.run, report, markdown)
-        fio.write_report(inputs.out_dir, report, markdown)
+        pages = rr.render_report(report, book=book, settled=settled, result=result, scorer=scorer)
+        fio.write_report(settings.reports_dir / book.run, report, pages)
+        fio.write_report(inputs.out_dir, report, pages)
         book.finish(rr.run_summary(book, report, settled=settled,
                                    chunk_size=settings.chunk_size, llm=llm_out))
-    create_markdown_artifact(markdown=markdown, key="enrich-report",
+    create_markdown_artifact(markdown=pages.markdown, key="enrich-report",
                              description=f"kgenrich run {book.run}")
     return report

@@ -21,6 +21,7 @@ from kgenrich.kg.records import Decision, Entity, Item, Ontology, Triple
 from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline.assemble import exported
 from kgenrich.pipeline.report import RunReport
+from kgenrich.runs.report import RenderedReport
 from kgenrich.settings import ExportSettings, PushSettings
 from kgenrich.verification.confidence import ConfidenceModel
 
@@ -243,10 +244,13 @@ def asserted_decisions(settings: ExportSettings) -> frozenset[Decision]:
     return frozenset(Decision(d) for d in settings.assert_decisions)
 
 
-def write_report(folder: Path, report: RunReport, markdown: str) -> None:
+def write_report(folder: Path, report: RunReport, rendered: RenderedReport) -> None:
+    """``report.md``, ``report.html`` (one self-contained page) and ``report.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "report.md") as f:
-        f.write(markdown)
+        f.write(rendered.markdown)
+    with atomic_write(folder / "report.html") as f:
+        f.write(rendered.html)
     with atomic_write(folder / "report.json") as f:
         f.write(report.model_dump_json(indent=2))
 

@@ -1,5 +1,5 @@
 """The enrich run's report: every stage's accounting, the final graph's counts and the run's
-details, as one ``RunReport`` plus its Markdown."""
+details, as one ``RunReport`` plus its Markdown and its self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from kgenrich.kg.records import Entity, StageResult, Triple
 from kgenrich.pipeline.report import RunReport, build_report, render_markdown
+from kgenrich.pipeline.report_html import render_html
 from kgenrich.pipeline.verify import ReviewedVerification
 from kgenrich.runs.book import RunBook, Settled
 from kgenrich.runs.bookkeeping import render_markdown_section
@@ -54,8 +55,26 @@ def run_report(
                **dict(verified.review_counts), **extra})
 
 
+@dataclass(frozen=True)
+class RenderedReport:
+    """The run report as the files beside ``report.json`` hold it."""
+
+    markdown: str
+    html: str
+
+
 def report_markdown(report: RunReport, *, book: RunBook, settled: Settled) -> str:
     return render_markdown(report) + render_markdown_section(settled.failures, book.retracted)
+
+
+def render_report(report: RunReport, *, book: RunBook, settled: Settled, result: RunResult,
+                  scorer: Scorer) -> RenderedReport:
+    """``report`` as Markdown and as HTML (charts of ``result``'s triples and of ``scorer``'s
+    holdout, a sample of accepted and review triples with their labels and evidence)."""
+    return RenderedReport(
+        markdown=report_markdown(report, book=book, settled=settled),
+        html=render_html(report, triples=result.triples, labels=result.labels,
+                         holdout=scorer.holdout))
 
 
 def run_summary(book: RunBook, report: RunReport, *, settled: Settled,

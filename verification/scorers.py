@@ -41,6 +41,17 @@ class TripleScores:
     kge: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """A fitted scorer's P(true) on its holdout (held-out trusted triples and their
+    corruptions) with the 0/1 labels, for the report's reliability diagram."""
+
+    probability: tuple[float, ...]
+    labels: tuple[int, ...]
+    #: what gave the probabilities, as the report names it
+    source: str
+
+
 class Scorer(Protocol):
     """A fitted scorer, as verification uses it."""
 
@@ -50,6 +61,11 @@ class Scorer(Protocol):
     @property
     def metrics(self) -> Mapping[str, float]:
         """What the fit measured (sizes, holdout accuracy, seconds), for reports."""
+        ...
+
+    @property
+    def holdout(self) -> Holdout | None:
+        """P(true) and labels on the holdout it was fitted with (None: it keeps none)."""
         ...
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
@@ -86,6 +102,7 @@ class CalibratedScorer:
     calibrator: Calibrator
     metrics: Mapping[str, float]
     name: str
+    holdout: Holdout | None = None
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
         return self.kge.knows(head, relation, tail)
@@ -126,6 +143,7 @@ class StackedScorer:
     graph: GraphFeatures
     metrics: Mapping[str, float]
     name: str
+    holdout: Holdout | None = None
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
         return self.kge.knows(head, relation, tail)
@@ -164,6 +182,7 @@ class TextFallbackScorer:
         self.fallback = fallback
         self.texts = dict(texts)
         self.name = "text-fallback"
+        self.holdout: Holdout | None = None
         self.metrics = {k: float(v) for k, v in dataclasses.asdict(fallback.report).items()}
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
@@ -202,6 +221,7 @@ class FunctionScorer:
     #: raw KGE scores to record next to the probability (None: none)
     kge_fn: Callable[[Sequence[LabeledTriple]], np.ndarray] | None = None
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    holdout: Holdout | None = None
 
     def knows(self, head: str, relation: str, tail: str) -> bool:
         return self.knows_fn(head, relation, tail)
@@ -323,9 +343,16 @@ def _fit_kge(
     metrics["seconds"] = time.perf_counter() - start
     logger.info("verifier %s: %s", model, metrics)
     if stacker is not None and graph is not None:
+        # out of fold, as its ECE above: the refitted stacker has seen every holdout row
+        oof = Holdout(probability=stacker.cv_probability, labels=stacker.cv_labels,
+                      source="stacked classifier, out of fold (5-fold CV)")
         return StackedScorer(kge=kge, calibrator=calibrator, stacker=stacker, graph=graph,
-                             metrics=metrics, name=f"kge:{model}+stacked")
-    return CalibratedScorer(kge=kge, calibrator=calibrator, metrics=metrics, name=f"kge:{model}")
+                             metrics=metrics, name=f"kge:{model}+stacked", holdout=oof)
+    held_out = Holdout(probability=tuple(float(p) for p in probs),
+                       labels=tuple(int(y) for y in labels),
+                       source="per-relation calibrator, on the holdout it was fitted on")
+    return CalibratedScorer(kge=kge, calibrator=calibrator, metrics=metrics, name=f"kge:{model}",
+                            holdout=held_out)
 
 
 def _summary(name: str, metrics: Mapping[str, float]) -> str:

@@ -56,6 +56,9 @@ class StackedClassifier:
     #: out-of-fold accuracy and ECE of the chosen C on validation (an honest estimate)
     cv_accuracy: float = math.nan
     cv_ece: float = math.nan
+    #: the chosen C's out-of-fold P(true) and the labels of the rows it was fitted on
+    cv_probability: tuple[float, ...] = ()
+    cv_labels: tuple[int, ...] = ()
 
     @classmethod
     def fit(
@@ -99,6 +102,8 @@ class StackedClassifier:
             selection=selection,
             cv_accuracy=best,
             cv_ece=expected_calibration_error(out_of_fold[chosen], y),
+            cv_probability=tuple(float(p) for p in out_of_fold[chosen]),
+            cv_labels=tuple(int(v) for v in y),
         )
 
     @classmethod

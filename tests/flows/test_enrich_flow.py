@@ -56,6 +56,11 @@ def test_flow_writes_every_export_and_report(tmp_path: Path) -> None:
                  "recbole/kgenrich/kgenrich.kg", "recbole/kgenrich/kgenrich.link", "report.md"):
         assert (out / name).is_file(), name
     assert (tmp_path / "reports" / "test" / "report.md").is_file()
+    # the HTML page beside it, with the fitted verifier's holdout in its reliability diagram
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert (tmp_path / "reports" / "test" / "report.html").read_text(encoding="utf-8") == html
+    reliability = html.split('<section id="reliability">')[1].split("</section>")[0]
+    assert "ECE" in reliability and "<svg" in reliability
     # what the recommender writers dropped for their consumers reaches the report
     assert {"ripplenet", "recbole"} <= set(report.exports)
     assert "dropped_items" in report.exports["ripplenet"]
@@ -173,3 +178,7 @@ def test_demo_run_asserts_no_candidate_and_labels_items_with_titles(
         assert (iri, rdflib.SKOS.altLabel, rdflib.Literal(it.id)) in turtle, it.id
         assert labels[f"item/{it.id}"].label == it.title
         assert graphml.nodes[f"item/{it.id}"]["label"] == it.title
+    # the HTML report names the candidates by their labels: titles, not item ids
+    html = (out / "report.html").read_text(encoding="utf-8")
+    sample = html.split('<section id="samples">')[1].split("</section>")[0]
+    assert "review (" in sample and any(it.title in sample for it in items)

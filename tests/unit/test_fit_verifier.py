@@ -10,6 +10,7 @@ import pytest
 from kgenrich.errors import ConfigError
 from kgenrich.kg.records import Provenance, SourceKind, Triple
 from kgenrich.settings import VerifySettings
+from kgenrich.verification.metrics import expected_calibration_error
 from kgenrich.verification.scorers import CalibratedScorer, fit_scorer
 
 
@@ -72,3 +73,18 @@ def test_calibrator_fits_on_two_examples() -> None:
 
     cal = Calibrator.fit([0.1, 2.0], [0, 1], ["r", "r"])
     assert cal.method == "platt"
+
+
+def test_both_scorers_keep_their_holdout_for_the_reliability_diagram() -> None:
+    stacked = _fit(_graph(), "stacked")
+    calibrated = _fit(_graph(), "calibrated")
+    positives = int(calibrated.metrics["holdout positives"])
+    for verifier in (stacked, calibrated):
+        held = verifier.holdout
+        assert held is not None and len(held.probability) == len(held.labels) > 0
+        assert set(held.labels) == {0, 1} and all(0.0 <= p <= 1.0 for p in held.probability)
+    assert calibrated.holdout is not None and len(calibrated.holdout.labels) == 2 * positives
+    # the stacked scorer's are the out-of-fold probabilities its reported ECE was measured on
+    assert stacked.holdout is not None and "out of fold" in stacked.holdout.source
+    ece = expected_calibration_error(stacked.holdout.probability, stacked.holdout.labels)
+    assert ece == pytest.approx(stacked.metrics["stacked holdout ECE (5-fold CV)"])
