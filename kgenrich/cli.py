@@ -159,6 +159,9 @@ def run(
     store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
                                                 "graph into (query it with `kgenrich query`).")] = None,
     push: Annotated[str | None, typer.Option("--push", metavar="URL", help="push.endpoint: after the export, push graph.nq's graphs to this Graph Store Protocol endpoint (see `kgenrich push`).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check the inputs and settings "
+                                          "and print what the run would ask (items, gaps, "
+                                          "estimated LLM calls); starts no Prefect, no LLM.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export.
@@ -168,6 +171,7 @@ def run(
     opts = locals()
     try:
         settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
+        _preflight(opts, settings)
     except KgenrichError as err:
         _fail(err)
     _setup_logging(verbose)
@@ -189,20 +193,41 @@ def _run_settings(o: dict[str, Any]) -> Settings:
     }, assignments=o["set_"])
 
 
-def _inputs(o: dict[str, Any]) -> Any:
-    """The flow's inputs from `run`/`serve` options."""
+def _preflight(o: dict[str, Any], settings: Settings) -> None:
+    """Check the inputs before Prefect loads (runs/preflight.py); with --dry-run print what the
+    run would ask and exit 0."""
+    from kgenrich.cli_preflight import preflight_inputs, print_preflight
+
+    result = preflight_inputs(
+        catalog=o["catalog"], mapping=_mapping(o), ontology=o["ontology"], seed=o["seed"],
+        seed_format=o["seed_format"], seed_link=o["seed_link"],
+        seed_on_error="skip" if o["seed_skip_bad"] else "raise", settings=settings)
+    print_preflight(result, console=console, dry_run=o["dry_run"])
+    result.raise_for_problems()
+    if o["dry_run"]:
+        raise typer.Exit(0)
+
+
+def _mapping(o: dict[str, Any]) -> Any:
+    """The catalog mapping from `run`/`serve` options."""
     from pydantic import ValidationError
 
     from kgenrich.errors import InputError
-    from kgenrich.flows.enrich import EnrichInputs
     from kgenrich.kg.io.catalog import CatalogMapping
 
     try:
-        mapping = CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
-                                 attributes=_parse_pairs(o["attr"], "--attr"),
-                                 list_separator=o["list_sep"], format=o["catalog_format"])
+        return CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
+                              attributes=_parse_pairs(o["attr"], "--attr"),
+                              list_separator=o["list_sep"], format=o["catalog_format"])
     except ValidationError as err:
         raise InputError(err.errors()[0]["msg"], field="mapping") from err
+
+
+def _inputs(o: dict[str, Any]) -> Any:
+    """The flow's inputs from `run`/`serve` options."""
+    from kgenrich.flows.enrich import EnrichInputs
+
+    mapping = _mapping(o)
     return EnrichInputs(
         catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
         seed_format=o["seed_format"], seed_link=o["seed_link"],
@@ -228,6 +253,7 @@ def serve(**opts: Any) -> None:
     each run reads from KGENRICH_LLM__API_KEY."""
     try:
         settings = _run_settings(opts)
+        _preflight(opts, settings)
     except KgenrichError as err:
         _fail(err)
     _setup_logging(opts["verbose"])

