@@ -2,7 +2,7 @@
 KGE training or every LLM call), found from the read inputs alone, plus what the run would ask.
 
 Pure: takes the mapping, the ontology, the read items and the base graph; reads no file, starts
-no model. `check_mapping` runs before the inputs are read, `check_run` on the base graph.
+no model. (Absent catalog columns and malformed seed lines are the readers' InputErrors.) `check_mapping` runs before the inputs are read, `check_run` on the base graph.
 """
 
 from __future__ import annotations
@@ -92,16 +92,16 @@ def check_mapping(
 def check_items(
     items: Sequence[Item], *, mapping: CatalogMapping, ontology: Ontology,
 ) -> tuple[list[Finding], list[Finding]]:
-    """(problems, warnings) of the read catalog: mapped columns that are missing or empty in
-    every row, and list attributes whose cells never split on their separator."""
+    """(problems, warnings) of the read catalog: no rows is a problem; mapped columns empty in
+    every row (the readers reject absent ones) and list attributes whose cells never split on
+    their separator are warnings."""
     problems: list[Finding] = []
     warnings: list[Finding] = []
     if not items:
         return [Finding("catalog", "the catalog has no rows")], []
     for column in mapping.text:
         if not any(it.text.get(column) for it in items):
-            problems.append(Finding(f"text column {column!r}",
-                                    "missing or empty in every row of the catalog"))
+            warnings.append(Finding(f"text column {column!r}", "empty in every row"))
     columns_of: dict[str, list[str]] = {}
     for column, relation in mapping.attributes.items():
         columns_of.setdefault(relation, []).append(column)
@@ -109,8 +109,7 @@ def check_items(
         values = [it.attributes.get(relation, ()) for it in items]
         shown = ", ".join(repr(c) for c in columns)
         if not any(values):
-            problems.append(Finding(f"attr column {shown}",
-                                    "missing or empty in every row of the catalog"))
+            warnings.append(Finding(f"attr column {shown}", "empty in every row"))
             continue
         rel = ontology.relation(relation)
         if rel is None or rel.functional or any(len(v) > 1 for v in values):

@@ -3,6 +3,8 @@ stops with exit code 2 before logging, Prefect or any flow is loaded."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,81 @@ def test_write_exports_writes_only_the_chosen_formats(tmp_path: Path) -> None:
     assert list(written.paths) == ["turtle", "nquads", "jsonl"]
     assert all(path.exists() for path in written.paths.values())
     assert not (tmp_path / "graph.graphml").exists() and not (tmp_path / "recbole").exists()
+
+
+# --------------------------------------------------------------------------- preflight
+
+DATA = CATALOG.parent
+GOOD = ["--catalog", str(CATALOG), "--text-col", "description", "--seed", str(DATA / "seed.tsv"),
+        "--attr", "director=directed_by", "--attr", "genres=has_genre",
+        "--attr", "country=country_of_origin", "--attr", "year=release_year"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--attr", "genres=genre"],
+     "error: attr genres=genre: relation 'genre' is not in the ontology; did you mean 'has_genre'?"),
+    (["--seed-format", "ttl"],
+     "error: seed_format: unknown seed format 'ttl'; did you mean 'turtle'?"),
+    (["--set", "verify.review_band=[0.7,0.3]"],
+     "error: invalid settings: verify.review_band: expected 0 <= low <= high <= 1"),
+    (["--set", 'complete.relations=["stars"]'],
+     "error: complete.relations: relation 'stars' is not in the ontology"),
+    (["--text-col", "plot"], "field 'plot'; column missing from header"),
+])
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_preflight_mistake_is_one_line_and_exit_2(
+    runner: CliRunner, command: str, args: list[str], expected: str
+) -> None:
+    assert expected in _fails(runner, command, *GOOD, *args)
+
+
+def test_too_few_trusted_triples_stop_before_any_llm_call(runner: CliRunner) -> None:
+    out = _fails(runner, "run", "--catalog", str(CATALOG), "--attr", "genres=has_genre")
+    assert "error: verify: verification needs at least 20 trusted triples, the seed and " \
+           "catalog give" in out
+
+
+def test_wrong_list_separator_warns(runner: CliRunner) -> None:
+    result = runner.invoke(cli.app, ["run", *GOOD, "--list-sep", ",", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "warning: attr column 'genres': no cell splits on the list separator ','" in out
+
+
+def test_dry_run_prints_what_the_run_would_ask(runner: CliRunner) -> None:
+    result = runner.invoke(cli.app, ["run", *GOOD, "--dry-run", "--set", "complete.samples=2"])
+    assert result.exit_code == 0, result.output
+    assert "items: 10" in result.output
+    assert "gaps (items lacking a relation): directed_by 1, original_language 10, " \
+           "starring 10, written_by 10" in result.output
+    assert "estimated LLM calls: 80 (discover 9, extract 9, complete 62)" in result.output
+
+
+def test_dry_run_never_imports_prefect() -> None:
+    script = (
+        "import sys\n"
+        "from kgenrich import cli\n"
+        f"sys.argv = ['kgenrich', 'run', *{GOOD!r}, '--dry-run']\n"
+        "try:\n"
+        "    cli.app()\n"
+        "except SystemExit as exit:\n"
+        "    assert 'prefect' not in sys.modules, 'prefect imported'\n"
+        "    print('exit', exit.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "exit 0" in done.stdout and "estimated LLM calls" in done.stdout
+
+
+def test_a_correct_run_passes_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
+    reached: list[bool] = []
+
+    def stop(verbose: bool) -> None:
+        reached.append(verbose)
+        raise SystemExit(0)  # where Prefect would load: preflight let the run through
+
+    monkeypatch.setattr(cli, "_setup_logging", stop)
+    result = CliRunner().invoke(cli.app, ["run", *GOOD])
+    assert result.exit_code == 0, result.output
+    assert reached == [False] and "error" not in result.output

@@ -207,3 +207,16 @@ def test_llm_library_has_no_default_of_its_own_for_a_setting(cls: type) -> None:
     assert with_default == set()
     # and every mirrored name still exists in the settings
     assert set(mirrors.values()) <= set(LLMSettings.model_fields)
+
+
+@pytest.mark.parametrize("band", ["[0.7,0.3]", "[-0.1,0.5]", "[0.4,1.5]"])
+def test_review_band_must_be_ordered_within_zero_and_one(band: str) -> None:
+    problems = _problems(f"verify.review_band={band}")
+    assert "expected 0 <= low <= high <= 1" in problems["verify.review_band"]
+
+
+def test_rule_accept_at_below_the_review_band_is_an_error() -> None:
+    problems = _problems("verify.accept_at=0.3")  # default band (0.4, 0.6)
+    assert "accept_at 0.3 is below review_band's low 0.4" in problems["verify"]
+    assert _load("verify.accept_at=0.5").verify.accept_at == 0.5
+    assert _load("verify.accept_at=0.3", "verify.combiner=learned").verify.accept_at == 0.3
