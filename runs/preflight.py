@@ -2,7 +2,8 @@
 KGE training or every LLM call), found from the read inputs alone, plus what the run would ask.
 
 Pure: takes the mapping, the ontology, the read items and the base graph; reads no file, starts
-no model. (Absent catalog columns and malformed seed lines are the readers' InputErrors.) `check_mapping` runs before the inputs are read, `check_run` on the base graph.
+no model. `check_mapping` runs before the inputs are read, `check_run` on the base graph.
+Absent catalog columns and malformed seed lines are the readers' own InputErrors.
 """
 
 from __future__ import annotations

@@ -110,7 +110,8 @@ GOOD = ["--catalog", str(CATALOG), "--text-col", "description", "--seed", str(DA
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--attr", "genres=genre"],
-     "error: attr genres=genre: relation 'genre' is not in the ontology; did you mean 'has_genre'?"),
+     "error: attr genres=genre: relation 'genre' is not in the ontology; "
+     "did you mean 'has_genre'?"),
     (["--seed-format", "ttl"],
      "error: seed_format: unknown seed format 'ttl'; did you mean 'turtle'?"),
     (["--set", "verify.review_band=[0.7,0.3]"],
