@@ -92,14 +92,10 @@ def check_mapping(
 
 def check_items(
     items: Sequence[Item], *, mapping: CatalogMapping, ontology: Ontology,
-) -> tuple[list[Finding], list[Finding]]:
-    """(problems, warnings) of the read catalog: no rows is a problem; mapped columns empty in
-    every row (the readers reject absent ones) and list attributes whose cells never split on
-    their separator are warnings."""
-    problems: list[Finding] = []
+) -> list[Finding]:
+    """Warnings about the read catalog: mapped columns empty in every row (the readers reject
+    absent ones) and list attributes whose cells never split on their separator."""
     warnings: list[Finding] = []
-    if not items:
-        return [Finding("catalog", "the catalog has no rows")], []
     for column in mapping.text:
         if not any(it.text.get(column) for it in items):
             warnings.append(Finding(f"text column {column!r}", "empty in every row"))
@@ -126,7 +122,7 @@ def check_items(
                 f"no cell splits on the list separator {' or '.join(map(repr, sorted(seps)))}, "
                 f"but {found[likely]} cell(s) contain {likely!r}: "
                 f"is the list separator {likely!r}?"))
-    return problems, warnings
+    return warnings
 
 
 def check_run(
@@ -135,8 +131,7 @@ def check_run(
     """Every check on the read inputs, and the run's items, gaps and estimated LLM calls."""
     problems = check_mapping(mapping, ontology=graph.ontology, seed_format=seed_format,
                              settings=settings)
-    item_problems, warnings = check_items(graph.items, mapping=mapping, ontology=graph.ontology)
-    problems += item_problems
+    warnings = check_items(graph.items, mapping=mapping, ontology=graph.ontology)
     trusted = len({t.key for t in assemble.trusted(graph.base)})
     if trusted < MIN_TRUSTED:
         problems.append(Finding(
