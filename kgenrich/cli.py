@@ -23,10 +23,10 @@ from typing import Annotated, Any, get_args  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.logging import RichHandler  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from kgenrich import data as packaged_data  # noqa: E402
+from kgenrich.cli_logging import LogFormat, log_handler  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
 from kgenrich.settings import DecisionName, ExportFormat, Settings, load_settings  # noqa: E402
 
@@ -48,7 +48,7 @@ def _terminate_cleanly() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: LogFormat | str = LogFormat.plain) -> None:
     _terminate_cleanly()
     from kgenrich.cli_prefect import isolate_ephemeral_prefect
 
@@ -58,11 +58,11 @@ def _setup_logging(verbose: bool) -> None:
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 
-    handler = RichHandler(console=console, show_path=False)
+    handler = log_handler(log_format, console)
     # A filter on the handler, not logger levels: libraries (pykeen, Prefect) reset their own
     # loggers' levels when imported or when a run starts.
     handler.addFilter(_OursOrSevere(verbose))
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 class _OursOrSevere(logging.Filter):
@@ -104,6 +104,10 @@ SET_HELP = (
 )
 #: The `--set` option, declared once for every command that loads settings.
 SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
+#: The `--log-format` option of the commands that run a flow.
+LogFormatOption = Annotated[LogFormat, typer.Option(
+    help="plain: rich on a terminal, one unwrapped line per record otherwise (cron, CI); "
+         "json: one JSON object per line (time, level, logger, message).")]
 
 
 def _print_report(report: Any) -> None:
@@ -160,6 +164,7 @@ def run(
                                                 "graph into (query it with `kgenrich query`).")] = None,
     push: Annotated[str | None, typer.Option("--push", metavar="URL", help="push.endpoint: after the export, push graph.nq's graphs to this Graph Store Protocol endpoint (see `kgenrich push`).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOption = LogFormat.plain,
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export.
 
@@ -170,7 +175,7 @@ def run(
         settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     from kgenrich.flows.enrich import enrich
 
     try:
@@ -230,7 +235,7 @@ def serve(**opts: Any) -> None:
         settings = _run_settings(opts)
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(opts["verbose"])
+    _setup_logging(opts["verbose"], opts["log_format"])
     from kgenrich.flows.serve import serve_command
 
     try:
@@ -321,6 +326,7 @@ def demo(
                                                 "CPU.")] = False,
     set_: SetOption = [],  # noqa: B006
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOption = LogFormat.plain,
 ) -> None:
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
     completed facts against the demo's hidden answer key."""
@@ -331,7 +337,7 @@ def demo(
                                  assignments=set_)
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     from kgenrich.flows.demo import run_demo
 
     start = time.perf_counter()
