@@ -50,11 +50,13 @@ def _terminate_cleanly() -> None:
 
 def _setup_logging(verbose: bool, log_format: LogFormat | str = LogFormat.plain) -> None:
     _terminate_cleanly()
-    from kgenrich.cli_prefect import isolate_ephemeral_prefect
+    from kgenrich.cli_prefect import isolate_ephemeral_prefect, send_package_logs_to_prefect
 
     # Before Prefect's first import, which reads its settings once: without a server, this
-    # process gets its own Prefect home, so concurrent runs do not share a database.
+    # process gets its own Prefect home, so concurrent runs do not share a database; and our
+    # loggers reach the flow run's logs in the Prefect UI.
     isolate_ephemeral_prefect()
+    send_package_logs_to_prefect()
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 
@@ -123,6 +125,15 @@ def _print_report(report: Any) -> None:
         Console().print(f"  {name}: {path}")
 
 
+def _print_where(out: Path, url: str | None) -> None:
+    """After `_print_report` (which lists the graph files): the flow run in the Prefect UI when
+    there is a server, and the report."""
+    c = Console(soft_wrap=True)  # a path or URL cut in two cannot be pasted
+    if url:
+        c.print(f"flow run: {url}", highlight=False)
+    c.print(f"report: {out / 'report.md'}  {out / 'report.html'}", highlight=False)
+
+
 @app.command()
 def run(
     catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
@@ -176,13 +187,14 @@ def run(
     except KgenrichError as err:
         _fail(err)
     _setup_logging(verbose, log_format)
-    from kgenrich.flows.enrich import enrich
+    from kgenrich.cli_flowrun import run_enrich
 
     try:
-        report = enrich(_inputs(opts), settings)
+        report, url = run_enrich(_inputs(opts), settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
+    _print_where(opts["out"], url)
 
 
 def _run_settings(o: dict[str, Any]) -> Settings:

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -70,3 +71,15 @@ def test_setup_logging_json_reaches_stderr() -> None:
                           timeout=300, check=True)
     entries = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert [(e["logger"], e["message"]) for e in entries] == [("kgenrich.x", "hello 1")]
+
+
+@pytest.mark.parametrize("url", [None, "http://127.0.0.1:4200/runs/flow-run/" + "0" * 36])
+def test_end_of_run_names_the_flow_run_and_the_report(
+    url: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / ("a-folder-name-long-enough-to-wrap-" * 3)
+    cli._print_where(out, url)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"report: {out / 'report.md'}  {out / 'report.html'}"  # unwrapped
+    assert (f"flow run: {url}" in lines) == (url is not None)
+    assert len(lines) == (2 if url else 1)
