@@ -249,7 +249,9 @@ class GraphStore:
             replaced_quads=replaced + dropped,
             seconds=time.perf_counter() - start,
         )
-        logger.info("loaded %s", report)
+        logger.info("loaded %d entities, %d statements, %d facts into the store in %.1f s "
+                    "(%d old quads replaced)", report.entities, report.statements, report.facts,
+                    report.seconds, report.replaced_quads)
         return report
 
     def _batch_quads(self, batch: Path) -> Iterator[ox.Quad]:

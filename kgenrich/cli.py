@@ -23,10 +23,10 @@ from typing import Annotated, Any, get_args  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.logging import RichHandler  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from kgenrich import data as packaged_data  # noqa: E402
+from kgenrich.cli_logging import LogFormat, log_handler  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
 from kgenrich.settings import DecisionName, ExportFormat, Settings, load_settings  # noqa: E402
 
@@ -48,21 +48,23 @@ def _terminate_cleanly() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: LogFormat | str = LogFormat.plain) -> None:
     _terminate_cleanly()
-    from kgenrich.cli_prefect import isolate_ephemeral_prefect
+    from kgenrich.cli_prefect import isolate_ephemeral_prefect, send_package_logs_to_prefect
 
     # Before Prefect's first import, which reads its settings once: without a server, this
-    # process gets its own Prefect home, so concurrent runs do not share a database.
+    # process gets its own Prefect home, so concurrent runs do not share a database; and our
+    # loggers reach the flow run's logs in the Prefect UI.
     isolate_ephemeral_prefect()
+    send_package_logs_to_prefect()
     # Import Prefect first: it configures logging on import, and our levels must win.
     import prefect  # noqa: F401
 
-    handler = RichHandler(console=console, show_path=False)
+    handler = log_handler(log_format, console)
     # A filter on the handler, not logger levels: libraries (pykeen, Prefect) reset their own
     # loggers' levels when imported or when a run starts.
     handler.addFilter(_OursOrSevere(verbose))
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 class _OursOrSevere(logging.Filter):
@@ -104,6 +106,10 @@ SET_HELP = (
 )
 #: The `--set` option, declared once for every command that loads settings.
 SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
+#: The `--log-format` option of the commands that run a flow.
+LogFormatOption = Annotated[LogFormat, typer.Option(
+    help="plain: rich on a terminal, one unwrapped line per record otherwise (cron, CI); "
+         "json: one JSON object per line (time, level, logger, message).")]
 
 
 def _print_report(report: Any) -> None:
@@ -117,6 +123,15 @@ def _print_report(report: Any) -> None:
     Console().print("decisions:", dict(sorted(report.decisions.items())))
     for name, path in report.outputs.items():
         Console().print(f"  {name}: {path}")
+
+
+def _print_where(out: Path, url: str | None) -> None:
+    """After `_print_report` (which lists the graph files): the flow run in the Prefect UI when
+    there is a server, and the report."""
+    c = Console(soft_wrap=True)  # a path or URL cut in two cannot be pasted
+    if url:
+        c.print(f"flow run: {url}", highlight=False)
+    c.print(f"report: {out / 'report.md'}  {out / 'report.html'}", highlight=False)
 
 
 @app.command()
@@ -163,6 +178,7 @@ def run(
                                           "and print what the run would ask (items, gaps, "
                                           "estimated LLM calls); starts no Prefect, no LLM.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOption = LogFormat.plain,
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export.
 
@@ -174,14 +190,15 @@ def run(
         _preflight(opts, settings)
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(verbose)
-    from kgenrich.flows.enrich import enrich
+    _setup_logging(verbose, log_format)
+    from kgenrich.cli_flowrun import run_enrich
 
     try:
-        report = enrich(_inputs(opts), settings)
+        report, url = run_enrich(_inputs(opts), settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
+    _print_where(opts["out"], url)
 
 
 def _run_settings(o: dict[str, Any]) -> Settings:
@@ -256,7 +273,7 @@ def serve(**opts: Any) -> None:
         _preflight(opts, settings)
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(opts["verbose"])
+    _setup_logging(opts["verbose"], opts["log_format"])
     from kgenrich.flows.serve import serve_command
 
     try:
@@ -347,6 +364,7 @@ def demo(
                                                 "CPU.")] = False,
     set_: SetOption = [],  # noqa: B006
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: LogFormatOption = LogFormat.plain,
 ) -> None:
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
     completed facts against the demo's hidden answer key."""
@@ -357,7 +375,7 @@ def demo(
                                  assignments=set_)
     except KgenrichError as err:
         _fail(err)
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     from kgenrich.flows.demo import run_demo
 
     start = time.perf_counter()

@@ -62,3 +62,24 @@ def isolate_ephemeral_prefect(environ: MutableMapping[str, str] = os.environ) ->
     environ["PREFECT_HOME"] = str(home)
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     return home
+
+
+#: The package's logger tree, sent to the Prefect API (the UI's run logs) besides the terminal.
+PACKAGE_LOGGER = "kgenrich"
+_EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
+_MISSING_FLOW_ENV = "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"
+
+
+def send_package_logs_to_prefect(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Add `kgenrich` to PREFECT_LOGGING_EXTRA_LOGGERS, keeping the loggers the user named.
+
+    Prefect reads it once, on import, so this too must run before Prefect is imported. A
+    `kgenrich serve` process sets it in its environment, which the flow-run processes it
+    starts inherit. Outside a flow run (export, query, push) such records have no run to go
+    to: Prefect then drops them silently instead of warning, unless the user chose otherwise.
+    """
+    named = [n.strip() for n in environ.get(_EXTRA_LOGGERS_ENV, "").split(",") if n.strip()]
+    if PACKAGE_LOGGER not in named:
+        named.append(PACKAGE_LOGGER)
+    environ[_EXTRA_LOGGERS_ENV] = ",".join(named)
+    environ.setdefault(_MISSING_FLOW_ENV, "ignore")

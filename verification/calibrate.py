@@ -102,10 +102,10 @@ class Calibrator:
         margins = base.margin(s, rel)
         platt, iso_x, iso_y = _fit_probability_map(margins, y, chosen)
         logger.info(
-            "calibrator: %d per-relation thresholds, method=%s, cv brier=%s",
+            "calibrator: %d per-relation thresholds, method=%s, cv brier %s",
             len(thresholds),
             chosen,
-            selection,
+            ", ".join(f"{name} {brier:.3f}" for name, brier in selection.items()),
         )
         return cls(
             thresholds=thresholds,

@@ -320,7 +320,10 @@ class FallbackScorer:
             n_positives_subsampled_away=n_dropped,
             seconds=round(time.perf_counter() - started, 3),
         )
-        logger.info("fitted text fallback: %s", report)
+        logger.info("fitted text fallback in %.1f s: %d triples (%d without text), %d relations, "
+                    "%d positives, %d negatives", report.seconds, report.n_triples,
+                    report.n_skipped_no_text, report.n_relations, report.n_positives_used,
+                    report.n_negatives_used)
         return cls(
             encoder=enc,
             relations=relations,

@@ -441,7 +441,12 @@ def train_verifier(
         final_loss=float(losses[-1]) if losses else None,
         seconds=seconds,
     )
-    logger.info("trained %s in %.1fs: %s", model, seconds, report)
+    # A summary, not the report's repr: its MRR history alone fills a terminal line.
+    logger.info("trained %s in %.1f s: %d triples, %d epochs%s, final loss %s, best valid MRR %s",
+                model, seconds, report.n_train, report.epochs_run,
+                " (stopped early)" if report.stopped_early else "",
+                "-" if report.final_loss is None else f"{report.final_loss:.4f}",
+                f"{max(history):.3f}" if history else "-")
     return KGEModel(model=kge, factory=factory, config=config, report=report)
 
 

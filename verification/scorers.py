@@ -344,7 +344,9 @@ def _fit_kge(
             metrics["stacked holdout accuracy (5-fold CV)"] = stacker.cv_accuracy
             metrics["stacked holdout ECE (5-fold CV)"] = stacker.cv_ece
     metrics["seconds"] = time.perf_counter() - start
-    logger.info("verifier %s: %s", model, metrics)
+    logger.info("verifier %s: %s", model, ", ".join(
+        f"{k} {v:.0f}" if k in ("train triples", "holdout positives") else f"{k} {v:.3g}"
+        for k, v in metrics.items()))
     if stacker is not None and graph is not None:
         # out of fold, as its ECE above: the refitted stacker has seen every holdout row
         oof = Holdout(probability=stacker.cv_probability, labels=stacker.cv_labels,

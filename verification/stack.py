@@ -96,7 +96,8 @@ class StackedClassifier:
         best = max(selection.values())
         chosen = min(c for c, acc in selection.items() if acc == best)
         final = cls._fit_once(x, y, rel, feature_names, chosen, min_per_relation)
-        logger.info("stacker: C=%g, cv accuracy %s", chosen, selection)
+        logger.info("stacker: C=%g, cv accuracy %s", chosen,
+                    ", ".join(f"C={c:g} {acc:.3f}" for c, acc in selection.items()))
         return dataclasses.replace(
             final,
             selection=selection,

@@ -19,7 +19,7 @@ CATALOG = Path(__file__).parents[1] / "data" / "catalog.csv"
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    def too_late(verbose: bool) -> None:
+    def too_late(*args: object) -> None:
         raise AssertionError("settings must be validated before logging and Prefect load")
 
     monkeypatch.setattr(cli, "_setup_logging", too_late)

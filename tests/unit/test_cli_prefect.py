@@ -3,6 +3,9 @@ home and a startup timeout a busy machine meets; with one, nothing changes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from kgenrich.cli_prefect import (
     EPHEMERAL_STARTUP_TIMEOUT_S,
     configured_api_url,
     isolate_ephemeral_prefect,
+    send_package_logs_to_prefect,
 )
 
 TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -64,3 +68,25 @@ def test_a_server_in_the_active_profile_leaves_prefect_alone(tmp_path: Path,
 def test_an_unreadable_profiles_file_means_no_server(tmp_path: Path) -> None:
     (tmp_path / "profiles.toml").write_text("not = [toml")
     assert configured_api_url({"PREFECT_HOME": str(tmp_path)}) is None
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (None, "kgenrich"), ("httpx, dask", "httpx,dask,kgenrich"), ("kgenrich,x", "kgenrich,x")])
+def test_package_loggers_reach_prefect(given: str | None, expected: str) -> None:
+    env = {} if given is None else {"PREFECT_LOGGING_EXTRA_LOGGERS": given}
+    send_package_logs_to_prefect(env)
+    assert env["PREFECT_LOGGING_EXTRA_LOGGERS"] == expected
+    assert env["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] == "ignore"
+
+
+def test_prefect_logging_config_picks_the_package_loggers_up() -> None:
+    # A fresh process: Prefect reads its logging settings once, when its API is first imported.
+    code = ("from kgenrich.cli_prefect import send_package_logs_to_prefect as s; s(); "
+            "import logging; from prefect import flow; "
+            "from prefect.logging.handlers import APILogHandler; "
+            "print(any(isinstance(h, APILogHandler) "
+            "for h in logging.getLogger('kgenrich').handlers))")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_EXTRA_LOGGERS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "True"
