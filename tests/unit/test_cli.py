@@ -169,7 +169,7 @@ def test_dry_run_never_imports_prefect() -> None:
 def test_a_correct_run_passes_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
     reached: list[bool] = []
 
-    def stop(verbose: bool) -> None:
+    def stop(verbose: bool, *_: object) -> None:
         reached.append(verbose)
         raise SystemExit(0)  # where Prefect would load: preflight let the run through
 
