@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 from kgenrich.flows import io as fio  # noqa: E402
 from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
+from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
 from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
@@ -105,10 +106,9 @@ def fit_scorer_task(graph: BaseGraph, settings: VerifySettings) -> Scorer:
 
 @task(name="verify", cache_policy=NONE)
 def verify_task(graph: BaseGraph, candidates: list[Triple], *, scorer: Scorer,
-                settings: VerifySettings, review: Path) -> ReviewedVerification:
+                settings: VerifySettings, reviewed: list[ReviewRow]) -> ReviewedVerification:
     return verify_candidates(
-        graph, candidates, scorer=scorer, settings=settings,
-        reviewed=fio.read_review(review) if review.is_file() else [],
+        graph, candidates, scorer=scorer, settings=settings, reviewed=reviewed,
         confidence_model=fio.read_confidence_model(settings.confidence_model)
         if settings.confidence_model else None)
 
@@ -136,9 +136,10 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                                      submit=submit_stage)
         settled = book.settle(graph, llm_out.runs)
         scorer = fit_scorer_task(unvisited(graph), settings.verify)
-        review_file = inputs.review or inputs.out_dir / "review.jsonl"
+        # read once: verification applies the verdicts, the new review queue keeps them
+        reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
         verified = verify_task(unvisited(graph), unvisited(llm_out.candidates), scorer=scorer,
-                               settings=settings.verify, review=review_file)
+                               settings=settings.verify, reviewed=reviewed)
         result = rr.run_result(graph, verified)
         report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,
                                verified=verified, settled=settled, result=result,
@@ -147,7 +148,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         outputs = fio.write_run_outputs(
             inputs.out_dir, entities=result.entities, triples=result.triples,
             items=[it.id for it in graph.items], interactions=inputs.interactions,
-            settings=settings.export, store=inputs.store, review_file=review_file,
+            settings=settings.export, store=inputs.store, reviewed=reviewed,
             failures=settled.failures, retractions=state.retractions())
         pushed = fio.push_outputs(inputs.out_dir, push=settings.push, export=settings.export)
         report = report.model_copy(update={

@@ -299,24 +299,24 @@ def read_review(path: Path) -> list[ReviewRow]:
     return rows
 
 
-def write_review(path: Path, rows: Sequence[ReviewRow]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[BaseModel | Mapping[str, Any]]) -> Path:
+    """One JSON object per line, written atomically (records or plain dicts)."""
     with atomic_write(path) as f:
         for row in rows:
-            f.write(row.model_dump_json() + "\n")
+            f.write((row.model_dump_json() if isinstance(row, BaseModel)
+                     else json.dumps(row, ensure_ascii=False)) + "\n")
     return path
 
 
-def write_jsonl(path: Path, rows: Sequence[BaseModel]) -> Path:
-    with atomic_write(path) as f:
-        for row in rows:
-            f.write(row.model_dump_json() + "\n")
-    return path
+def previous_review(path: Path) -> list[ReviewRow]:
+    """The verdicts already written to the review file at `path` (none if there is none)."""
+    return read_review(path) if path.is_file() else []
 
 
 def write_run_outputs(
     out_dir: Path, *, entities: Sequence[Entity], triples: Sequence[Triple],
     items: Sequence[str], interactions: Path | None, settings: ExportSettings,
-    store: Path | None, review_file: Path, failures: Sequence[BaseModel],
+    store: Path | None, reviewed: Sequence[ReviewRow], failures: Sequence[BaseModel],
     retractions: Sequence[Mapping[str, Any]],
 ) -> WrittenExports:
     """Everything an enrich run writes besides its report: the exports, the graph store (if
@@ -333,16 +333,12 @@ def write_run_outputs(
         with GraphStore.open(store, base=settings.base_iri) as gstore:
             gstore.load(entities, triples, fact_decisions=asserted_decisions(settings))
         outputs["store"] = store
-    reviewed = read_review(review_file) if review_file.is_file() else []
     queue = review_queue(triples, labels={e.id: e.label for e in entities},
                          previous={r.key: r for r in reviewed})
-    outputs["review"] = write_review(out_dir / "review.jsonl", queue)
+    outputs["review"] = write_jsonl(out_dir / "review.jsonl", queue)
     outputs["failures"] = write_jsonl(out_dir / "failures.jsonl", failures)
     if retractions:
-        with atomic_write(out_dir / "retractions.jsonl") as f:
-            for row in retractions:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        outputs["retractions"] = out_dir / "retractions.jsonl"
+        outputs["retractions"] = write_jsonl(out_dir / "retractions.jsonl", retractions)
     return WrittenExports(paths=outputs, counts=exports.counts)
 
 
