@@ -192,9 +192,11 @@ def run(
         _fail(err)
     _setup_logging(verbose, log_format)
     from kgenrich.cli_flowrun import run_enrich
+    from kgenrich.cli_progress import progress_bars
 
     try:
-        report, url = run_enrich(_inputs(opts), settings)
+        with progress_bars(log_format, console):
+            report, url = run_enrich(_inputs(opts), settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
@@ -376,11 +378,13 @@ def demo(
     except KgenrichError as err:
         _fail(err)
     _setup_logging(verbose, log_format)
+    from kgenrich.cli_progress import progress_bars
     from kgenrich.flows.demo import run_demo
 
     start = time.perf_counter()
     try:
-        result = run_demo(packaged_data.DEMO, out=out, settings=settings)
+        with progress_bars(log_format, console):
+            result = run_demo(packaged_data.DEMO, out=out, settings=settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(result.report)

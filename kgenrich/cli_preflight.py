@@ -3,6 +3,7 @@ and print the warnings, or with `--dry-run` what the run would ask for."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import cast
 
@@ -12,8 +13,15 @@ from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.seed import OnError, SeedFormat, read_seed
 from kgenrich.kg.ontology import load_ontology
 from kgenrich.pipeline.catalog import catalog_triples
+from kgenrich.pipeline.llm.reachability import unreachable
 from kgenrich.runs.graph import base_graph
-from kgenrich.runs.preflight import Preflight, PreflightError, check_mapping, check_run
+from kgenrich.runs.preflight import (
+    Finding,
+    Preflight,
+    PreflightError,
+    check_mapping,
+    check_run,
+)
 from kgenrich.settings import Settings
 
 
@@ -38,7 +46,21 @@ def preflight_inputs(
     graph = base_graph(ontology=onto, items=items, seed=seed_graph,
                        catalog=lambda its, *, ontology, index, links: catalog_triples(
                            its, ontology=ontology, index=index, item_links=links))
-    return check_run(graph, mapping=mapping, seed_format=seed_format, settings=settings)
+    result = check_run(graph, mapping=mapping, seed_format=seed_format, settings=settings)
+    return _with_llm_check(result, settings)
+
+
+def _with_llm_check(result: Preflight, settings: Settings) -> Preflight:
+    """One cheap request to the configured LLM when a stage will ask it (last: it is the only
+    check that touches the network)."""
+    d, x, c = settings.discover, settings.extract, settings.complete
+    if not (d.use_llm or x.enabled or c.enabled):
+        return result
+    why = unreachable(settings.llm)
+    if why is None:
+        return result
+    field, _, message = why.partition(": ")
+    return dataclasses.replace(result, problems=(*result.problems, Finding(field, message)))
 
 
 def print_preflight(result: Preflight, *, console: Console, dry_run: bool) -> None:

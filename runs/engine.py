@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kgenrich import progress
 from kgenrich.kg.records import Item, Rejection, StageResult, StageStats
 from kgenrich.runs.outcomes import (
     ChunkOutcome,
@@ -78,8 +79,14 @@ def run_stage(
     failed = dict(settled.failed)
     stats: list[StageStats] = []
     loose: list[Rejection] = []
+    done_items, total = 0, len(settled.ask)
+    progress.report(stage, done=0, total=total, unit="items", finished=total == 0)
     for outcome in _submit_in_window(stage, list(settled.ask), chunk_size=chunk_size,
                                      window=window, submit=submit):
+        done_items += len(outcome.done) + len(outcome.failed)
+        progress.report(stage, done=done_items, total=total, unit="items",
+                        note=f"{len(failed) + len(outcome.failed)} failed"
+                        if failed or outcome.failed else "", finished=done_items >= total)
         state.commit_chunk(run, ChunkCommit(
             stage, done={i: (wanted[i], *encode_result(r)) for i, r in outcome.done.items()},
             failed={i: (wanted[i], err) for i, err in outcome.failed.items()}))

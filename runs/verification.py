@@ -4,6 +4,7 @@ candidate verified, review verdicts applied and the combiner refitted on them.""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 
 from kgenrich.kg.records import Triple
@@ -30,6 +31,7 @@ def verify_candidates(
 ) -> ReviewedVerification:
     """Verify every candidate (the text fallback scores those the KGE never saw), refit the
     combiner on the review file's verdicts if it has enough, and apply the verdicts."""
+    start = time.perf_counter()
     v = settings
     context = verify_context(graph.base)
     if v.text_fallback and any(not scorer.knows(*t.key) for t in candidates):
@@ -37,10 +39,13 @@ def verify_candidates(
         context = dataclasses.replace(context, fallback=fallback.probability)
     combiner = choose_combiner(v.combiner, review_band=v.review_band, accept_at=v.accept_at,
                                target_precision=v.target_precision, model=confidence_model)
-    return verify_with_review(
+    verified = verify_with_review(
         candidates, ontology=graph.ontology, entity_types=graph.entity_types(), scorer=scorer,
         combiner=combiner, context=context, reviewed=reviewed,
         refit_min_labels=v.refit_min_labels, target_precision=v.target_precision)
+    # the stage's seconds cover the text fallback's fit and a review refit's second pass too
+    stats = verified.stage.stats.model_copy(update={"seconds": time.perf_counter() - start})
+    return dataclasses.replace(verified, stage=verified.stage.model_copy(update={"stats": stats}))
 
 
 def _trusted_keys(graph: BaseGraph) -> list[tuple[str, str, str]]:

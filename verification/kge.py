@@ -26,9 +26,11 @@ from pykeen.evaluation import RankBasedEvaluator
 from pykeen.models import ERModel, Model, model_resolver
 from pykeen.stoppers import EarlyStopper
 from pykeen.training import LCWATrainingLoop, SLCWATrainingLoop, TrainingLoop
+from pykeen.training.callbacks import TrainingCallback
 from pykeen.triples import TriplesFactory
 from pykeen.utils import set_random_seed
 
+from kgenrich import progress
 from kgenrich.verification.triples import LabeledTriple
 
 __all__ = ["KGEModel", "LabeledTriple", "UnknownLabelError", "train_verifier"]
@@ -305,6 +307,30 @@ class KGEModel:
         )
 
 
+class _EpochProgress(TrainingCallback):
+    """Epoch/total and loss as `kgenrich.progress` events, and a log line every 10 s: KGE
+    training otherwise says nothing for minutes."""
+
+    def __init__(self, epochs: int, *, model: str) -> None:
+        super().__init__()
+        self.epochs, self.model_name = epochs, model
+        self.log_due = progress.Throttle(10.0)
+        self.log_due()  # the first line after 10 s, not at epoch 1
+        progress.report("KGE training", done=0, total=epochs, unit="epochs")
+
+    def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+        progress.report("KGE training", done=epoch, total=self.epochs, unit="epochs",
+                        note=f"loss {epoch_loss:.4g}")
+        if self.log_due():
+            logger.info("%s training: epoch %d/%d, loss %.4g", self.model_name, epoch, self.epochs,
+                        epoch_loss)
+
+    def post_train(self, losses: list[float], **kwargs: Any) -> None:
+        # early stopping ends before `epochs`: the bar still has to close
+        progress.report("KGE training", done=len(losses), total=len(losses), unit="epochs",
+                        note=f"loss {losses[-1]:.4g}" if losses else "", finished=True)
+
+
 def train_verifier(
     train: Sequence[LabeledTriple],
     *,
@@ -421,6 +447,7 @@ def train_verifier(
             stopper=stopper,
             use_tqdm=False,
             use_tqdm_batch=False,
+            callbacks=[_EpochProgress(epochs, model=config.model)],
             **train_kwargs,
         )
         best_path = Path(tmp) / "best.pt"

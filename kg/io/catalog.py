@@ -26,6 +26,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kgenrich import progress
 from kgenrich.errors import InputError
 from kgenrich.kg.io._text import BAD_BYTE, MAX_FIELD_CHARS, check_field, read_text, split_lines
 from kgenrich.kg.io.recbole import ATOMIC_TYPES, parse_header
@@ -370,7 +371,7 @@ def _build_items(
 ) -> list[Item]:
     items: list[Item] = []
     first_seen: dict[str, int] = {}
-    for line, row in rows:
+    for line, row in progress.counted(rows, f"reading {Path(file).name}", unit=unit + "s"):
         ctx = _RowContext(file=file, line=line, unit=unit, max_chars=max_chars)
         if all_cells:
             # Delimited rows: check every cell, used or not; a corrupt cell means a corrupt file.

@@ -36,6 +36,7 @@ from rdflib import RDF, RDFS, BNode
 from rdflib import Literal as RdfLiteral
 from rdflib.namespace import OWL, SKOS, XSD
 
+from kgenrich import progress
 from kgenrich.errors import InputError
 from kgenrich.kg.ids import item_entity_id, mint_entity_id, slug
 from kgenrich.kg.io._text import check_field, read_text, split_lines
@@ -141,7 +142,7 @@ def read_seed(
         rows = _auxiliary_rows(
             file, builder=builder, keys=auxiliary_keys, missing_values=missing_values
         )
-    for line, head, relation, tail in rows:
+    for line, head, relation, tail in progress.counted(rows, f"reading {file.name}", unit="lines"):
         builder.add(line, head, relation, tail)
     graph = builder.result()
     logger.info("seed %s (%s): %s", file, fmt, dict(graph.counts))

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from kgenrich import progress
 from kgenrich.errors import LLMError, LLMResponseError
 from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest, Message, UsageTotals
 
@@ -237,28 +238,38 @@ class ResponseCache:
 
 
 class _Progress:
-    """Logs a long batch's progress (every 10 s at most), so a run never looks stuck."""
+    """One stage's LLM answers over every batch of the run (chunks run as parallel batches):
+    a log line every 10 s at most, so a run never looks stuck, and a `kgenrich.progress` event
+    per answer for a progress bar."""
 
-    def __init__(self, stage: str, total: int, every_s: float = 10.0) -> None:
-        self.stage, self.total, self.every_s = stage, total, every_s
-        self.done = self.cached = 0
+    def __init__(self, stage: str, every_s: float = 10.0) -> None:
+        self.stage, self.every_s = stage, every_s
+        self.total = self.done = self.cached = 0
         self.start = self.last = time.monotonic()
         self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.total += n
+        progress.report(f"{self.stage} LLM", done=self.done, total=self.total, unit="answers")
 
     def step(self, cached: bool) -> None:
         with self.lock:
             self.done += 1
             self.cached += int(cached)
+            done, total, cached_n = self.done, self.total, self.cached
             now = time.monotonic()
-            if now - self.last < self.every_s and self.done != self.total:
-                return
-            if self.done == self.total and now - self.start < self.every_s:
-                return  # short batches stay quiet
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            logger.info("%s: %d/%d LLM answers (%d cached), %.2f/s, about %.0f s left",
-                        self.stage, self.done, self.total, self.cached, rate, eta)
+            due = now - self.last >= self.every_s
+            if due:
+                self.last = now
+        progress.report(f"{self.stage} LLM", done=done, total=total, unit="answers",
+                        note=f"{cached_n} cached" if cached_n else "")
+        if not due:
+            return
+        rate = done / max(now - self.start, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        logger.info("%s: %d/%d LLM answers so far (%d cached), %.2f/s, about %.0f s left "
+                    "for the batches started", self.stage, done, total, cached_n, rate, eta)
 
 
 @dataclass(frozen=True)
@@ -305,6 +316,7 @@ class BaseLLM(ABC):
         self._max_tokens_total = max_tokens_total
         self._lock = threading.Lock()
         self._usage = BackendUsage()
+        self._progress: dict[str, _Progress] = {}
 
     # ---- the one thing a backend implements
 
@@ -368,7 +380,10 @@ class BaseLLM(ABC):
         if not requests:
             return []
         workers = min(self._concurrency, len(requests))
-        progress = _Progress(requests[0].stage or "llm", len(requests))
+        stage = requests[0].stage or "llm"
+        with self._lock:
+            progress = self._progress.setdefault(stage, _Progress(stage))
+        progress.add(len(requests))
         if workers == 1:
             answers = []
             for r in requests:
