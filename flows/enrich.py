@@ -100,8 +100,8 @@ def submit_stage(stage: str, chunk: list[Item], kwargs: dict[str, Any]) -> Chunk
 
 
 @task(name="fit-scorer", cache_policy=NONE)
-def fit_scorer_task(graph: BaseGraph, settings: VerifySettings) -> Scorer:
-    return fit_run_scorer(graph, settings=settings)
+def fit_scorer_task(graph: BaseGraph, settings: VerifySettings, cache_dir: Path) -> Scorer:
+    return fit_run_scorer(graph, settings=settings, cache_dir=cache_dir)
 
 
 @task(name="verify", cache_policy=NONE)
@@ -135,7 +135,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
                                      submit=submit_stage)
         settled = book.settle(graph, llm_out.runs)
-        scorer = fit_scorer_task(unvisited(graph), settings.verify)
+        scorer = fit_scorer_task(unvisited(graph), settings.verify, inputs.out_dir / "verifier")
         # read once: verification applies the verdicts, the new review queue keeps them
         reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
         verified = verify_task(unvisited(graph), unvisited(llm_out.candidates), scorer=scorer,

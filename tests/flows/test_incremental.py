@@ -115,6 +115,8 @@ def test_rerun_asks_only_changed_items_and_records_retractions(tmp_path: Path) -
             "new": 0, "changed": 1, "unchanged": 8, "removed": 1}
 
     assert first.totals["llm_calls"] > second.totals["llm_calls"] > 0
+    # the trusted graph changed (m9's catalog triples left): the verifier is trained again
+    assert "cached" not in second.extra["verifier"]
     _, after = read_run(tmp_path / "out")
     keys = {t.key for t in after}
     assert not any(t.provenance.item_id == "m9" or t.head == "item/m9" for t in after)
@@ -149,5 +151,9 @@ def test_failed_items_are_listed_and_only_they_are_retried(tmp_path: Path) -> No
         second = _run(tmp_path, server, catalog, "two")
         assert items_in(server) == {"m7", "m8"}
     assert second.extra["failed items"] == 0
+    # same catalog and seed, so the same trusted graph: the first run's fit is reused
+    assert "cached 1.000" in second.extra["verifier"]
+    assert "cached" not in first.extra["verifier"]
+    assert len(list((tmp_path / "out" / "verifier").glob("*.verifier.pkl"))) == 1
     assert (tmp_path / "out" / "failures.jsonl").read_text() == ""
     assert "## Failed items" in (tmp_path / "out" / "report.md").read_text()
