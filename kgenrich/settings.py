@@ -122,6 +122,12 @@ class CompleteSettings(_Section):
         "as hints in the prompt. Closed types (ontology closed_types) always restrict answers.",
     )
     max_items: int | None = Field(None, ge=1, description="Complete at most N items per run.")
+    per_item: bool = Field(
+        True,
+        description="Ask for all missing relations of an item in one request (one JSON object "
+        "keyed by relation; pipeline/complete_item.py), with a system prompt shared by every "
+        "item so llama.cpp re-uses its KV cache. false: one request per (item, relation).",
+    )
 
 
 class VerifySettings(_Section):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
@@ -107,8 +107,11 @@ def aggregate_samples(
     relation: Relation,
     choices: Sequence[str] | None,
     model: str,
+    tails_of: Callable[[Any], Sequence[str]] = lambda value: value.tails,
+    prompt_version: str = PROMPT_VERSION,
 ) -> tuple[list[Candidate], list[Rejection]]:
-    """Pool k sampled answers: each distinct tail with the share of samples that gave it."""
+    """Pool k sampled answers: each distinct tail with the share of samples that gave it
+    (`tails_of` reads this relation's tails from one parsed answer)."""
     rejected: list[Rejection] = []
     counts: Counter[str] = Counter()
     label_of: dict[str, str] = {}
@@ -120,7 +123,8 @@ def aggregate_samples(
                                       detail=f"{relation.name}: {ans.error}"))
             continue
         valid += 1
-        tails = ans.value.tails[:1] if relation.functional else ans.value.tails
+        given = list(tails_of(ans.value))
+        tails = given[:1] if relation.functional else given
         seen: set[str] = set()
         for raw in tails:
             label = raw.strip()
@@ -143,7 +147,7 @@ def aggregate_samples(
                                   detail=relation.name))
     kept = [
         Candidate(item_id=item.id, relation=relation.name, tail_label=label_of[key],
-                  tail_type=relation.range, model=model, prompt_version=PROMPT_VERSION,
+                  tail_type=relation.range, model=model, prompt_version=prompt_version,
                   agreement=n / len(answers), samples=len(answers))
         for key, n in counts.most_common()
     ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from kgenrich.kg.records import Item, Ontology
 from kgenrich.pipeline.complete import complete_tails
+from kgenrich.pipeline.complete_item import complete_items
 from kgenrich.pipeline.discover import discover_entities, load_nlp
 from kgenrich.pipeline.extract import extract_relations
 from kgenrich.pipeline.llm.base import LLM
@@ -35,9 +36,10 @@ def extract_chunk(
     return split_outcome("extract", [it.id for it in items], result, tracked.failures)
 
 
-def complete_chunk(items: list[Item], *, llm: LLM, **kwargs: Any) -> ChunkOutcome:
+def complete_chunk(items: list[Item], *, llm: LLM, per_item: bool, **kwargs: Any) -> ChunkOutcome:
     tracked = FailureTracker(llm)
-    result = complete_tails(items, llm=tracked, **kwargs)
+    complete = complete_items if per_item else complete_tails
+    result = complete(items, llm=tracked, **kwargs)
     return split_outcome("complete", [it.id for it in items], result, tracked.failures)
 
 

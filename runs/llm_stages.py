@@ -97,7 +97,7 @@ def _complete(
             "gaps": {it.id: gaps[it.id] for it in chunk if it.id in gaps},
             "facts": {it.id: facts[it.id] for it in chunk},
             "labels_by_type": by_type, "samples": c.samples, "temperature": c.temperature,
-            "max_candidates": c.max_candidates})
+            "max_candidates": c.max_candidates, "per_item": c.per_item})
 
     runs["complete"] = run_stage(
         **common, stage="complete", wanted=book.wanted("complete"), submit=submit_chunk,

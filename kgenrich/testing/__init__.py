@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from kgenrich.testing.completion import per_relation
 from kgenrich.testing.films import (
     FaultChooser,
     FilmServer,
@@ -28,6 +29,7 @@ from kgenrich.testing.scripted_server import (
 
 __all__ = [
     "TEST_KEY",
+    "per_relation",
     "ClientFactory",
     "Fault",
     "FaultChooser",

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kgenrich.testing.completion import is_per_item, missing_relations
 from kgenrich.testing.scripted_server import Fault, ScriptedServer
 
 ITEM_RE = re.compile(r"\bi(\d{4})\b")
@@ -92,11 +93,16 @@ def deterministic_reply(body: dict[str, Any]) -> str:
             facts.append({"relation": "starring", "tail": star.group(1),
                           "evidence": star.group(0)})
         return json.dumps({"facts": facts})
-    rel = re.search(r"Missing relation: (\w+)", user)
     item = ITEM_RE.search(user)
-    key = f"{item.group(0) if item else ''}:{rel.group(1) if rel else ''}"
-    n = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return json.dumps({"tails": [person(n % 400)]})
+
+    def tail(relation: str) -> str:
+        key = f"{item.group(0) if item else ''}:{relation}"
+        return person(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 400)
+
+    if is_per_item(body):
+        return json.dumps({rel: [tail(rel)] for rel in missing_relations(user)})
+    rel = re.search(r"Missing relation: (\w+)", user)
+    return json.dumps({"tails": [tail(rel.group(1) if rel else "")]})
 
 
 class FilmServer(ScriptedServer):

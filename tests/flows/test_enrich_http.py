@@ -15,11 +15,12 @@ from kgenrich.flows.io import read_run
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.kg.records import Decision, SourceKind
 from kgenrich.settings import Settings
-from kgenrich.testing import TEST_KEY, ScriptedServer, http_error, rate_limited
+from kgenrich.testing import TEST_KEY, ScriptedServer, http_error, per_relation, rate_limited
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+@per_relation
 def knowledgeable(body: dict[str, Any]) -> str:
     system = body["messages"][0]["content"]
     user = body["messages"][-1]["content"]
@@ -82,7 +83,8 @@ def test_flow_over_http_with_faults_cache_and_no_key_leak(tmp_path: Path) -> Non
     done = by_key[("item/m3", "directed_by", "person/quentin-tarantino")]
     assert done.provenance.source is SourceKind.COMPLETED
     assert done.provenance.model == "scripted-model"
-    assert done.provenance.prompt_version == "complete-v1"
+    # one request per item is the default (complete.per_item): its prompt version is recorded
+    assert done.provenance.prompt_version == "complete-item-v1"
     assert done.provenance.scores["agreement"] == 1.0
     # Tarantino is new to the graph: never auto-accepted without a KGE score.
     assert done.provenance.decision in {Decision.REVIEW, Decision.UNVERIFIED_NEW_ENTITY}

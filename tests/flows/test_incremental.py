@@ -17,7 +17,7 @@ from kgenrich.kg.records import SourceKind
 from kgenrich.pipeline.report import RunReport
 from kgenrich.runs.state import FAILED, StateStore
 from kgenrich.settings import Settings
-from kgenrich.testing import TEST_KEY, Fault, ScriptedServer, http_error
+from kgenrich.testing import TEST_KEY, Fault, ScriptedServer, http_error, per_relation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TITLES = {"m1": "Toy Story", "m2": "GoldenEye", "m3": "Four Rooms", "m4": "Get Shorty",
@@ -25,6 +25,7 @@ TITLES = {"m1": "Toy Story", "m2": "GoldenEye", "m3": "Four Rooms", "m4": "Get S
           "m10": "Se7en"}
 
 
+@per_relation
 def reply(body: dict[str, Any]) -> str:
     system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
     if "named entities" in system:

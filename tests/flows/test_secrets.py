@@ -16,7 +16,7 @@ from kgenrich.data import ontology
 from kgenrich.flows.enrich import EnrichInputs, enrich
 from kgenrich.kg.io.catalog import CatalogMapping
 from kgenrich.settings import Settings
-from kgenrich.testing import TEST_KEY, ScriptedServer, http_error
+from kgenrich.testing import TEST_KEY, ScriptedServer, http_error, per_relation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -55,6 +55,7 @@ def all_logs() -> Iterator[_Everything]:
             lg.setLevel(level)
 
 
+@per_relation
 def echo_key(body: dict[str, Any]) -> str:
     # A model whose answers quote the request: prompts never hold the key, so neither may this.
     return json.dumps({"tails": [], "facts": [], "entities": [], "echo": json.dumps(body)[:200]})

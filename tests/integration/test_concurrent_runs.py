@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from kgenrich.testing import TEST_KEY, ScriptedServer
+from kgenrich.testing import TEST_KEY, ScriptedServer, per_relation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+@per_relation
 def _answer(body: dict[str, Any]) -> str:
     """A model that knows one director: enough for every stage to run and parse."""
     system = body["messages"][0]["content"]

@@ -15,7 +15,7 @@ import pytest
 
 from kgenrich.data import ontology
 from kgenrich.flows.serve import stop_process_group
-from kgenrich.testing import TEST_KEY, ScriptedServer
+from kgenrich.testing import TEST_KEY, ScriptedServer, per_relation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "docs" / "prefect.yaml"
@@ -47,7 +47,8 @@ def test_prefect_yaml_deploys_and_a_worker_completes_its_run(
     # `prefect deploy` runs from another folder than the worker: nothing depends on the cwd.
     _prefect("work-pool", "create", "kgenrich", "--type", "process", env=env, cwd=tmp_path)
     _prefect("deploy", "--all", "--prefect-file", str(PREFECT_YAML), env=env, cwd=tmp_path)
-    with ScriptedServer(reply=lambda body: '{"entities": [], "facts": [], "tails": []}') \
+    with ScriptedServer(reply=per_relation(
+            lambda body: '{"entities": [], "facts": [], "tails": []}')) \
             as server:
         worker_env = {**env, "KGENRICH_LLM__BASE_URL": server.base_url,
                       "KGENRICH_LLM__API_KEY": TEST_KEY,

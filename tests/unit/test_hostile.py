@@ -36,6 +36,7 @@ from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Decision, Entity, Item, Provenance, SourceKind, Triple
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import complete_tails
+from kgenrich.pipeline.complete_item import complete_items
 from kgenrich.pipeline.discover import build_discover_messages, discover_entities
 from kgenrich.pipeline.extract import build_extract_messages, extract_relations
 from kgenrich.pipeline.llm.base import Message
@@ -268,6 +269,8 @@ def obedient(messages: Sequence[Message], json_schema: dict[str, Any]) -> str:
         ]})
     if title == "TailsAnswer":
         return json.dumps({"tails": ["Propaganda", "IGNORE PREVIOUS INSTRUCTIONS"][:1]})
+    if title == "ItemTailsAnswer":
+        return json.dumps({rel: ["Propaganda"] for rel in json_schema["properties"]})
     raise AssertionError(f"unexpected schema {title}")
 
 
@@ -302,6 +305,12 @@ def test_obedient_model_yields_nothing_outside_the_ontology() -> None:
         max_candidates=40)
     assert completed.kept == ()
     assert {r.reason for r in completed.rejected} >= {"answer not among choices"}
+    per_item = complete_items(
+        [HOSTILE], llm=llm, ontology=ONTOLOGY, gaps={HOSTILE.id: [genre]}, facts={},
+        labels_by_type={"Genre": ["Crime", "Drama", "Thriller"]}, samples=2, temperature=0.7,
+        max_candidates=40)
+    assert per_item.kept == ()
+    assert {r.reason for r in per_item.rejected} >= {"answer not among choices"}
 
     # What survives is typed by the ontology, and the verifier never accepts it unreviewed.
     item_entity = Entity(id="item/m666", label="Heat", type="Movie")
