@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
@@ -151,9 +151,15 @@ def complete_items(
         for i, rel in enumerate(rels):
             cands, rej = aggregate_samples(
                 group, item=it, relation=rel, choices=allowed.get(rel.range),
-                model=llm.model_id, tails_of=lambda value, f=f"r{i}": getattr(value, f),
-                prompt_version=PROMPT_VERSION)
+                model=llm.model_id, tails_of=_field(f"r{i}"), prompt_version=PROMPT_VERSION)
             kept += cands
             rejected += rej
     stats = stats_from_answers(answers, seconds=time.perf_counter() - start)
     return StageResult(kept=tuple(kept), rejected=tuple(rejected), stats=stats)
+
+
+def _field(name: str) -> Callable[[Any], Sequence[str]]:
+    def tails(value: Any) -> Sequence[str]:
+        return list(getattr(value, name))
+
+    return tails
