@@ -194,7 +194,7 @@ SET_HELP = (
 )
 #: The `--set` option, declared once for every command that loads settings.
 SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
-CONFIG_HELP = ("Config file (TOML, YAML or JSON) with [inputs], [mapping] and settings sections; "
+CONFIG_HELP = ("Config file (TOML, YAML or JSON) with inputs, mapping and settings sections; "
                "`kgenrich init` writes one listing every key. Relative paths in it are read "
                "against its folder. Below KGENRICH_* variables, flags and --set.")
 #: The `--config` option of the commands that load settings.
@@ -266,7 +266,8 @@ def run(
                                            shown="all")] = None,
     seed_skip_bad: Annotated[bool, _flag("inputs.seed_on_error", "Skip malformed seed lines "
                                          "(counted in the report) instead of failing: "
-                                         "seed_on_error=skip.", "--seed-skip-bad")] = False,
+                                         "seed_on_error=skip.", "--seed-skip-bad",
+                                         shown="off")] = False,
     run_name: Annotated[str | None, _flag("inputs.run_name", "Name of the run (report folder).",
                                           shown="a UTC timestamp")] = None,
     store: Annotated[Path | None, _flag("inputs.store", "Oxigraph graph store folder to load the "
