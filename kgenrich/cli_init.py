@@ -95,7 +95,7 @@ def config_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
             sections[name] = model
     for name, model in sections.items():
         blocks.append(_table(name, model, values.get(name, {})))
-    return "\n".join(blocks)
+    return "\n".join(blocks) + "\n"
 
 
 def _section(field: FieldInfo) -> type[BaseModel] | None:
