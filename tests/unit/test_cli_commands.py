@@ -19,6 +19,8 @@ from kgenrich import cli
 
 DATA = Path(__file__).parents[1] / "data"
 CATALOG = DATA / "catalog.csv"
+#: For runs that pass preflight: its LLM check then needs no model or server.
+FAKE = {"KGENRICH_LLM__BACKEND": "fake"}
 COMMANDS = [["run"], ["serve"], ["export"], ["demo"], ["query"], ["push"], ["init"],
             ["recommend", "train"], ["recommend", "evaluate"]]
 
@@ -160,14 +162,14 @@ def test_config_file_holds_catalog_and_mapping(tmp_path: Path) -> None:
         "mapping:\n  text: [description]\n  attributes: {director: directed_by, "
         "genres: has_genre, country: country_of_origin, year: release_year}\n"
         "complete: {samples: 2}\n", encoding="utf-8")
-    code, output = _invoke("run", "--config", str(tmp_path / "run.yaml"), "--dry-run")
+    code, output = _invoke("run", "--config", str(tmp_path / "run.yaml"), "--dry-run", env=FAKE)
     assert code == 0, output
     # as test_cli's flags-only dry run: the file says the same
     assert "items: 10" in output
     assert "estimated LLM calls: 80 (discover 9, extract 9, complete 62)" in output
     # a flag beats the file
     code, output = _invoke("run", "--config", str(tmp_path / "run.yaml"), "--dry-run",
-                           "--samples", "1")
+                           "--samples", "1", env=FAKE)
     assert code == 0, output
     assert "estimated LLM calls: 49 (discover 9, extract 9, complete 31)" in output
 
@@ -175,7 +177,7 @@ def test_config_file_holds_catalog_and_mapping(tmp_path: Path) -> None:
 def test_serve_dry_run_checks_without_prefect(tmp_path: Path) -> None:
     code, output = _invoke("serve", "--catalog", str(CATALOG), "--seed", str(DATA / "seed.tsv"),
                            "--attr", "director=directed_by", "--attr", "genres=has_genre",
-                           "--attr", "country=country_of_origin", "--dry-run")
+                           "--attr", "country=country_of_origin", "--dry-run", env=FAKE)
     assert code == 0, output
     assert "items: 10" in output
 

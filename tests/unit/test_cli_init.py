@@ -110,7 +110,9 @@ def test_demo_file_is_the_demo_flow_s_inputs(tmp_path: Path) -> None:
 
 def test_run_with_the_demo_file_needs_no_other_flag(tmp_path: Path) -> None:
     config = _init(tmp_path, "--demo")
-    result = CliRunner().invoke(cli.app, ["run", "--config", str(config), "--dry-run"])
+    # the environment, not a flag: keeps preflight's LLM check off the embedded model
+    result = CliRunner().invoke(cli.app, ["run", "--config", str(config), "--dry-run"],
+                                env={"KGENRICH_LLM__BACKEND": "fake"})
     assert result.exit_code == 0, result.output
     assert "items: 60" in result.output
     assert "estimated LLM calls" in result.output
@@ -126,7 +128,8 @@ def test_a_run_with_the_demo_file_passes_preflight(
         raise SystemExit(0)
 
     monkeypatch.setattr(cli, "_setup_logging", stop)
-    result = CliRunner().invoke(cli.app, ["run", "--config", str(_init(tmp_path, "--demo"))])
+    result = CliRunner().invoke(cli.app, ["run", "--config", str(_init(tmp_path, "--demo"))],
+                                env={"KGENRICH_LLM__BACKEND": "fake"})
     assert result.exit_code == 0, result.output
     assert "error" not in result.output
 
