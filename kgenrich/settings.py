@@ -474,15 +474,29 @@ def load_config(
         SettingsError: an unknown key (with the closest valid one), a bad value or an unreadable
             config file, each with the dotted setting and where it came from named.
     """
+    data, origins = _layers(config, os.environ if environ is None else environ,
+                            flags=flags, assignments=assignments)
+    try:
+        return _validate(data)
+    except SettingsError as err:
+        raise SettingsError([(key, _with_origin(key, msg, origins))
+                             for key, msg in err.problems]) from err
+
+
+def _layers(
+    config: Path | None, environ: Mapping[str, str], *, flags: Mapping[str, Any],
+    assignments: Sequence[str],
+) -> tuple[dict[str, Any], list[tuple[str, str | None]]]:
+    """Every source merged into one dict, later ones over earlier ones; and (dotted key, where
+    it came from) in the same order, None for the command line."""
     data: dict[str, Any] = {}
-    origins: list[tuple[str, str | None]] = []  # (dotted key, source), in precedence order
+    origins: list[tuple[str, str | None]] = []
     if config is not None:
         from_file = read_config_file(config)
         _resolve_paths(from_file, config.parent, _ROOT)
         _merge(data, from_file)
         origins += [(key, f"in {config}") for key in _leaves(from_file)]
-    env = os.environ if environ is None else environ
-    for name, raw in sorted(env.items()):
+    for name, raw in sorted(environ.items()):
         if not name.upper().startswith(ENV_PREFIX) or name.upper() in NON_SETTING_ENV:
             continue
         dotted = ".".join(name[len(ENV_PREFIX):].lower().split("__"))
@@ -492,30 +506,30 @@ def load_config(
     for dotted, value in [*given, *map(parse_assignment, assignments)]:
         _put(data, dotted, value)
         origins.append((dotted, None))
-    try:
-        unknown = _unknown_keys(data, _ROOT, "")
-        if unknown:
-            raise SettingsError(unknown)
-        sections = {name: data.pop(name, {}) for name in RUN_SECTIONS}
-        problems: list[tuple[str, str]] = []
-        parts: dict[str, Any] = {}
-        for name, cls in RUN_SECTIONS.items():
-            try:
-                parts[name] = cls.model_validate(sections[name])
-            except ValidationError as err:
-                problems += [(_dotted((name, *e["loc"])), _describe(e)) for e in err.errors()]
+    return data, origins
+
+
+def _validate(data: dict[str, Any]) -> RunConfig:
+    unknown = _unknown_keys(data, _ROOT, "")
+    if unknown:
+        raise SettingsError(unknown)
+    sections = {name: data.pop(name, {}) for name in RUN_SECTIONS}
+    problems: list[tuple[str, str]] = []
+    parts: dict[str, Any] = {}
+    for name, cls in RUN_SECTIONS.items():
         try:
-            # Only these values: the environment is already in `data`, below the flags; letting
-            # pydantic-settings read it again would put it above them.
-            settings = Settings(_build_sources=((InitSettingsSource(Settings, data),), data))
+            parts[name] = cls.model_validate(sections[name])
         except ValidationError as err:
-            problems += [(_dotted(e["loc"]), _describe(e)) for e in err.errors()]
-        if problems:
-            raise SettingsError(problems)
-        parts["mapping"].catalog_mapping()  # the reader's own checks, at load
-    except SettingsError as err:
-        raise SettingsError([(key, _with_origin(key, msg, origins))
-                             for key, msg in err.problems]) from err
+            problems += [(_dotted((name, *e["loc"])), _describe(e)) for e in err.errors()]
+    try:
+        # Only these values: the environment is already in `data`, below the flags; letting
+        # pydantic-settings read it again would put it above them.
+        settings = Settings(_build_sources=((InitSettingsSource(Settings, data),), data))
+    except ValidationError as err:
+        problems += [(_dotted(e["loc"]), _describe(e)) for e in err.errors()]
+    if problems:
+        raise SettingsError(problems)
+    parts["mapping"].catalog_mapping()  # the reader's own checks, at load
     return RunConfig(inputs=parts["inputs"], mapping=parts["mapping"], settings=settings)
 
 
