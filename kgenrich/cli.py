@@ -1,8 +1,9 @@
-"""The `kgenrich` command line: run, serve, export, demo, query, push (and recommend).
+"""The `kgenrich` command line: init, run, serve, export, demo, query, push (and recommend).
 
-Loads the one Settings object (`kgenrich.settings.load_settings`: `--set` > flags > `--config`
-file > environment `KGENRICH_*` > defaults) before any expensive step and hands it to the
-Prefect flow. Every KgenrichError becomes a one-line message and exit code 2.
+Loads a run's inputs, mapping and settings (`kgenrich.settings.load_config`: `--set` > flags >
+environment `KGENRICH_*` > `--config` file > defaults) before any expensive step and hands them
+to the Prefect flow. Every KgenrichError and every usage mistake becomes a one-line message and
+exit code 2. Importing this module loads neither Prefect nor torch (`--help` stays fast).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import enum  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -23,18 +25,73 @@ from typing import Annotated, Any, get_args  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
 from kgenrich import data as packaged_data  # noqa: E402
 from kgenrich.cli_logging import LogFormat, log_handler  # noqa: E402
 from kgenrich.errors import KgenrichError  # noqa: E402
-from kgenrich.settings import DecisionName, ExportFormat, Settings, load_settings  # noqa: E402
+from kgenrich.settings import (  # noqa: E402
+    CatalogFormatName,
+    DecisionName,
+    ExportFormat,
+    LLMSettings,
+    RunConfig,
+    SeedFormatName,
+    SettingsError,
+    load_config,
+    load_settings,
+    setting_default,
+)
 
 DEFAULT_ONTOLOGY = packaged_data.ontology("movies")
+#: `kgenrich query --format` (`kgenrich.cli_query.OutputFormat`, which imports rdflib; a test
+#: keeps them equal) and `recommend --preset` (`kgenrich.recsys.params.PRESETS`, torch).
+QUERY_FORMATS = ("table", "json", "csv")
+PRESETS = ("movie", "book")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Knowledge-graph enrichment for item catalogs.")
 console = Console(stderr=True)
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Click's usage errors (a bad choice, a missing file, a malformed option) as one line and
+    exit code 2, like every other mistake, instead of a usage box."""
+
+    # Typer vendors Click (typer._click): its exceptions are not the `click` package's.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            command = err.ctx.command_path if err.ctx is not None else ctx.command_path
+            message = err.format_message().removeprefix("Value error, ").replace(
+                ": Value error, ", ": ")
+            console.print(f"[bold red]error:[/] {escape(command)}: {escape(message)}",
+                          soft_wrap=True)
+            raise typer.Exit(2) from err
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_OneLineUsageErrors,
+                  help="Knowledge-graph enrichment for item catalogs.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"kgenrich {version('kgenrich')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print kgenrich's version and exit.")] = False,
+) -> None:
+    """Knowledge-graph enrichment for item catalogs."""
 
 
 def _terminate_cleanly() -> None:
@@ -83,7 +140,8 @@ class _OursOrSevere(logging.Filter):
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}")
+    # one line however narrow the terminal; a message may hold [brackets]
+    console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
     raise typer.Exit(2) from err
 
 
@@ -91,21 +149,56 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs:
         if "=" not in p:
-            raise typer.BadParameter(f"{what} {p!r}: expected COLUMN=RELATION")
+            raise SettingsError([("mapping.attributes", f"{what} {p!r}: expected COLUMN=RELATION")])
         k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
 
 
+def _flag(dotted: str, help: str, *names: str, shown: str | None = None, **kw: Any) -> Any:
+    """An option that sets the setting `dotted`. It defaults to None ("not given": the config
+    file, the environment or the default holds), and --help shows the setting's default."""
+    default = setting_default(dotted)
+    if shown is None:
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else (
+            "" if default is None else str(default))
+    return typer.Option(*names, help=f"{dotted}: {help}", show_default=shown or False, **kw)
+
+
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.StrEnum]:
+    """A str Enum of `values`: Typer lists its choices in --help and rejects any other value."""
+    # the functional API, which mypy types as a member
+    return enum.StrEnum(name, {v: v for v in values})  # type: ignore[return-value]
+
+
+if typing.TYPE_CHECKING:  # members are strs; Typer reads the Enums at run time
+    CatalogFormatChoice: typing.TypeAlias = str
+    SeedFormatChoice: typing.TypeAlias = str
+    BackendChoice: typing.TypeAlias = str
+    QueryFormatChoice: typing.TypeAlias = str
+    PresetChoice: typing.TypeAlias = str
+else:
+    CatalogFormatChoice = _choices("CatalogFormatChoice", get_args(CatalogFormatName))
+    SeedFormatChoice = _choices("SeedFormatChoice", get_args(SeedFormatName))
+    BackendChoice = _choices("BackendChoice", get_args(LLMSettings.model_fields["backend"].annotation))
+    QueryFormatChoice = _choices("QueryFormatChoice", QUERY_FORMATS)
+    PresetChoice = _choices("PresetChoice", PRESETS)
+
+
 SET_HELP = (
     "Any setting as section.key=VALUE (repeatable), e.g. complete.samples=1, "
     "verify.model=RotatE, llm.base_url=http://127.0.0.1:8000/v1, "
-    "export.formats='[\"turtle\"]'. VALUE is read as JSON when it parses, else as a string. "
-    "Wins over the flags, --config and KGENRICH_* variables; a misspelt key or a bad value "
-    "stops before any work. Every setting: kgenrich/settings.py."
+    "export.formats='[\"turtle\"]', inputs.catalog=items.csv. VALUE is read as JSON when it "
+    "parses, else as a string. Wins over the flags, KGENRICH_* variables and --config; a "
+    "misspelt key or a bad value stops before any work. Every setting: `kgenrich init`."
 )
 #: The `--set` option, declared once for every command that loads settings.
 SetOption = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
+CONFIG_HELP = ("Config file (TOML, YAML or JSON) with inputs, mapping and settings sections; "
+               "`kgenrich init` writes one listing every key. Relative paths in it are read "
+               "against its folder. Below KGENRICH_* variables, flags and --set.")
+#: The `--config` option of the commands that load settings.
+ConfigOption = Annotated[Path | None, typer.Option(help=CONFIG_HELP, exists=True, dir_okay=False)]
 #: The `--log-format` option of the commands that run a flow.
 LogFormatOption = Annotated[LogFormat, typer.Option(
     help="plain: rich on a terminal, one unwrapped line per record otherwise (cron, CI); "
@@ -136,44 +229,52 @@ def _print_where(out: Path, url: str | None) -> None:
 
 @app.command()
 def run(
-    catalog: Annotated[Path, typer.Option(help="Item catalog: CSV, TSV, JSONL, Parquet, RecBole "
-                                                ".item.", exists=True, dir_okay=False)],
-    ontology: Annotated[Path, typer.Option(help="Ontology JSON/TOML.", exists=True)] = DEFAULT_ONTOLOGY,
-    out: Annotated[Path, typer.Option(help="Output folder. Its exports are swapped in together "
-                                           "(written atomically); the state store and review "
-                                           "verdicts in it are kept.")] = Path("out"),
-    id_col: Annotated[str, typer.Option(help="Catalog id column.")] = "id",
-    title_col: Annotated[str, typer.Option(help="Catalog title column.")] = "title",
-    text_col: Annotated[list[str], typer.Option(help="Free-text column (repeatable).")] = [],  # noqa: B006
-    attr: Annotated[list[str], typer.Option(help="COLUMN=RELATION (repeatable).")] = [],  # noqa: B006
-    list_sep: Annotated[str, typer.Option(help="Separator inside list cells.")] = "|",
-    catalog_format: Annotated[str, typer.Option(help="auto|csv|tsv|jsonl|parquet|recbole")] = "auto",
-    seed: Annotated[Path | None, typer.Option(help="Seed KG file.", exists=True)] = None,
-    seed_format: Annotated[str, typer.Option(help="auto|tsv|nt|ttl|recbole|ripplenet|rkge")] = "auto",
-    seed_link: Annotated[Path | None, typer.Option(help="RecBole .link / RippleNet item index.",
-                                                   exists=True)] = None,
-    interactions: Annotated[Path | None, typer.Option(help="User-item ratings for "
-                                                           "ratings_final.txt and RecBole .inter; "
-                                                           "a copy is kept in the output folder "
-                                                           "for `kgenrich export`.",
-                                                      exists=True)] = None,
-    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).",
-                                                exists=True)] = None,
+    catalog: Annotated[Path | None, _flag("inputs.catalog", "Item catalog: CSV, TSV, JSONL, "
+                                          "Parquet, RecBole .item. Required, here or in the "
+                                          "config file.", exists=True, dir_okay=False)] = None,
+    ontology: Annotated[Path | None, _flag("inputs.ontology", "Ontology JSON/TOML.", exists=True,
+                                           shown="the packaged movies ontology")] = None,
+    out: Annotated[Path | None, _flag("inputs.out", "Output folder. Its exports are swapped in "
+                                      "together (written atomically); the state store and "
+                                      "review verdicts in it are kept.")] = None,
+    id_col: Annotated[str | None, _flag("mapping.id", "Catalog id column.")] = None,
+    title_col: Annotated[str | None, _flag("mapping.title", "Catalog title column.")] = None,
+    text_col: Annotated[list[str], _flag("mapping.text", "Free-text column (repeatable).",
+                                         shown="none")] = [],  # noqa: B006
+    attr: Annotated[list[str], _flag("mapping.attributes", "COLUMN=RELATION (repeatable; "
+                                     "replaces the file's).", shown="none")] = [],  # noqa: B006
+    list_sep: Annotated[str | None, _flag("mapping.list_separator", "Separator inside list "
+                                          "cells.")] = None,
+    catalog_format: Annotated[CatalogFormatChoice | None, _flag("mapping.format",
+                                                                "Catalog format.")] = None,
+    seed: Annotated[Path | None, _flag("inputs.seed", "Seed KG file.", exists=True)] = None,
+    seed_format: Annotated[SeedFormatChoice | None, _flag("inputs.seed_format",
+                                                          "Seed KG format.")] = None,
+    seed_link: Annotated[Path | None, _flag("inputs.seed_link", "RecBole .link / RippleNet item "
+                                            "index.", exists=True)] = None,
+    interactions: Annotated[Path | None, _flag("inputs.interactions", "User-item ratings for "
+                                               "ratings_final.txt and RecBole .inter; a copy is "
+                                               "kept in the output folder for `kgenrich "
+                                               "export`.", exists=True)] = None,
+    config: ConfigOption = None,
     set_: SetOption = [],  # noqa: B006
-    backend: Annotated[str | None, typer.Option(help="llm.backend: embedded|openai|fake.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="llm.base_url: OpenAI-compatible base "
-                                                 "URL.")] = None,
-    model: Annotated[str | None, typer.Option(help="llm.model: LLM model name.")] = None,
-    samples: Annotated[int | None, typer.Option(help="complete.samples: k samples per "
-                                                "completion.")] = None,
-    max_items: Annotated[int | None, typer.Option(help="complete.max_items: complete at most "
-                                                  "N items.")] = None,
-    seed_skip_bad: Annotated[bool, typer.Option(help="Skip malformed seed lines (counted in "
-                                                "the report) instead of failing.")] = False,
-    run_name: Annotated[str | None, typer.Option(help="Name of the run (report folder).")] = None,
-    store: Annotated[Path | None, typer.Option(help="Oxigraph graph store folder to load the "
-                                                "graph into (query it with `kgenrich query`).")] = None,
-    push: Annotated[str | None, typer.Option("--push", metavar="URL", help="push.endpoint: after the export, push graph.nq's graphs to this Graph Store Protocol endpoint (see `kgenrich push`).")] = None,
+    backend: Annotated[BackendChoice | None, _flag("llm.backend", "LLM backend.")] = None,
+    base_url: Annotated[str | None, _flag("llm.base_url", "OpenAI-compatible base URL.")] = None,
+    model: Annotated[str | None, _flag("llm.model", "LLM model name.")] = None,
+    samples: Annotated[int | None, _flag("complete.samples", "k samples per completion.")] = None,
+    max_items: Annotated[int | None, _flag("complete.max_items", "Complete at most N items.",
+                                           shown="all")] = None,
+    seed_skip_bad: Annotated[bool, _flag("inputs.seed_on_error", "Skip malformed seed lines "
+                                         "(counted in the report) instead of failing: "
+                                         "seed_on_error=skip.", "--seed-skip-bad",
+                                         shown="off")] = False,
+    run_name: Annotated[str | None, _flag("inputs.run_name", "Name of the run (report folder).",
+                                          shown="a UTC timestamp")] = None,
+    store: Annotated[Path | None, _flag("inputs.store", "Oxigraph graph store folder to load the "
+                                        "graph into (query it with `kgenrich query`).")] = None,
+    push: Annotated[str | None, _flag("push.endpoint", "After the export, push graph.nq's graphs "
+                                      "to this Graph Store Protocol endpoint (see `kgenrich "
+                                      "push`).", "--push", metavar="URL")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check the inputs and settings "
                                           "and print what the run would ask (items, gaps, "
                                           "estimated LLM calls); starts no Prefect, no LLM.")] = False,
@@ -182,12 +283,14 @@ def run(
 ) -> None:
     """Enrich a catalog (and optional seed KG) and write every export.
 
-    Settings come from defaults, KGENRICH_* variables, --config, the flags and --set, each
-    later one winning: e.g. --set verify.model=RotatE --set extract.enabled=false."""
+    Inputs, mapping and settings come from defaults, --config, KGENRICH_* variables, the flags
+    and --set, each later one winning: e.g. `kgenrich run --config kgenrich.toml --set
+    verify.model=RotatE`."""
     opts = locals()
     try:
-        settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
-        _preflight(opts, settings)
+        run_config = _run_config(opts)  # first: a bad setting fails before Prefect loads
+        settings = run_config.settings
+        _preflight(opts, run_config)
     except KgenrichError as err:
         _fail(err)
     _setup_logging(verbose, log_format)
@@ -196,63 +299,76 @@ def run(
 
     try:
         with progress_bars(log_format, console):
-            report, url = run_enrich(_inputs(opts), settings)
+            report, url = run_enrich(_inputs(run_config), settings)
     except KgenrichError as err:
         _fail(err)
     _print_report(report)
-    _print_where(opts["out"], url)
+    _print_where(run_config.inputs.out, url)
 
 
-def _run_settings(o: dict[str, Any]) -> Settings:
-    """The one Settings object from `run`/`serve` options."""
-    return load_settings(o["config"], flags={
-        "llm.backend": o["backend"], "llm.base_url": o["base_url"], "llm.model": o["model"],
-        "complete.samples": o["samples"], "complete.max_items": o["max_items"],
-        "push.endpoint": o["push"],
-    }, assignments=o["set_"])
+#: `run`/`serve` options -> the setting each sets.
+_RUN_FLAGS = {
+    "catalog": "inputs.catalog", "ontology": "inputs.ontology", "out": "inputs.out",
+    "seed": "inputs.seed", "seed_format": "inputs.seed_format", "seed_link": "inputs.seed_link",
+    "interactions": "inputs.interactions", "run_name": "inputs.run_name", "store": "inputs.store",
+    "id_col": "mapping.id", "title_col": "mapping.title", "list_sep": "mapping.list_separator",
+    "catalog_format": "mapping.format", "backend": "llm.backend", "base_url": "llm.base_url",
+    "model": "llm.model", "samples": "complete.samples", "max_items": "complete.max_items",
+    "push": "push.endpoint",
+}
 
 
-def _preflight(o: dict[str, Any], settings: Settings) -> None:
+def _run_config(o: dict[str, Any]) -> RunConfig:
+    """The run's inputs, mapping and settings from `run`/`serve` options.
+
+    Raises:
+        SettingsError: a bad setting or --attr, or no catalog in the flags or the file.
+    """
+    flags: dict[str, Any] = {dotted: _plain(o[name]) for name, dotted in _RUN_FLAGS.items()}
+    # an empty list or an unset switch is "not given", so the file's value holds
+    flags["mapping.text"] = tuple(o["text_col"]) or None
+    flags["mapping.attributes"] = _parse_pairs(o["attr"], "--attr") if o["attr"] else None
+    flags["inputs.seed_on_error"] = "skip" if o["seed_skip_bad"] else None
+    run_config = load_config(o["config"], flags=flags, assignments=o["set_"])
+    if run_config.inputs.catalog is None:
+        raise SettingsError([("inputs.catalog", "no catalog: give --catalog or set catalog in "
+                                                "the config file's [inputs]")])
+    return run_config
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _preflight(o: dict[str, Any], run_config: RunConfig) -> None:
     """Check the inputs before Prefect loads (runs/preflight.py); with --dry-run print what the
     run would ask and exit 0."""
     from kgenrich.cli_preflight import preflight_inputs, print_preflight
 
+    inputs = run_config.inputs
+    assert inputs.catalog is not None  # _run_config checked it
     result = preflight_inputs(
-        catalog=o["catalog"], mapping=_mapping(o), ontology=o["ontology"], seed=o["seed"],
-        seed_format=o["seed_format"], seed_link=o["seed_link"],
-        seed_on_error="skip" if o["seed_skip_bad"] else "raise", settings=settings)
+        catalog=inputs.catalog, mapping=run_config.mapping.catalog_mapping(),
+        ontology=inputs.ontology or DEFAULT_ONTOLOGY, seed=inputs.seed,
+        seed_format=inputs.seed_format, seed_link=inputs.seed_link,
+        seed_on_error=inputs.seed_on_error, settings=run_config.settings)
     print_preflight(result, console=console, dry_run=o["dry_run"])
     result.raise_for_problems()
     if o["dry_run"]:
         raise typer.Exit(0)
 
 
-def _mapping(o: dict[str, Any]) -> Any:
-    """The catalog mapping from `run`/`serve` options."""
-    from pydantic import ValidationError
-
-    from kgenrich.errors import InputError
-    from kgenrich.kg.io.catalog import CatalogMapping
-
-    try:
-        return CatalogMapping(id=o["id_col"], title=o["title_col"], text=tuple(o["text_col"]),
-                              attributes=_parse_pairs(o["attr"], "--attr"),
-                              list_separator=o["list_sep"], format=o["catalog_format"])
-    except ValidationError as err:
-        raise InputError(err.errors()[0]["msg"], field="mapping") from err
-
-
-def _inputs(o: dict[str, Any]) -> Any:
-    """The flow's inputs from `run`/`serve` options."""
+def _inputs(run_config: RunConfig) -> Any:
+    """The flow's inputs from a loaded run config."""
     from kgenrich.flows.enrich import EnrichInputs
 
-    mapping = _mapping(o)
+    inputs = run_config.inputs
     return EnrichInputs(
-        catalog=o["catalog"], ontology=o["ontology"], out_dir=o["out"], seed=o["seed"],
-        seed_format=o["seed_format"], seed_link=o["seed_link"],
-        interactions=o["interactions"], run_name=o["run_name"], store=o["store"],
-        seed_on_error="skip" if o["seed_skip_bad"] else "raise",
-        mapping=mapping,
+        catalog=inputs.catalog, ontology=inputs.ontology or DEFAULT_ONTOLOGY,
+        out_dir=inputs.out, seed=inputs.seed, seed_format=inputs.seed_format,
+        seed_link=inputs.seed_link, interactions=inputs.interactions, run_name=inputs.run_name,
+        store=inputs.store, seed_on_error=inputs.seed_on_error, review=inputs.review,
+        mapping=run_config.mapping.catalog_mapping(),
     )
 
 
@@ -260,7 +376,7 @@ def _serve_options(
     cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * *'.")] = "0 3 * * *",
     name: Annotated[str, typer.Option(help="Deployment name (enrich/<name>).")] = "scheduled",
     timezone: Annotated[str | None, typer.Option(help="IANA time zone of the schedule.")] = None,
-    pause_on_shutdown: Annotated[bool, typer.Option(help="Pause the schedule when this process stops.")] = False,
+    pause_on_shutdown: Annotated[bool, typer.Option("--pause-on-shutdown", help="Pause the schedule when this process stops (default: it stays active, and a restarted serve picks it up).")] = False,
 ) -> None:
     """Only a signature: the options `serve` adds to every `run` option."""
 
@@ -271,15 +387,16 @@ def serve(**opts: Any) -> None:
     Takes every `run` option; the stored deployment parameters never contain the API key, which
     each run reads from KGENRICH_LLM__API_KEY."""
     try:
-        settings = _run_settings(opts)
-        _preflight(opts, settings)
+        run_config = _run_config(opts)
+        settings = run_config.settings
+        _preflight(opts, run_config)
     except KgenrichError as err:
         _fail(err)
     _setup_logging(opts["verbose"], opts["log_format"])
     from kgenrich.flows.serve import serve_command
 
     try:
-        code = serve_command(_inputs(opts), settings, cron=opts["cron"], name=opts["name"],
+        code = serve_command(_inputs(run_config), settings, cron=opts["cron"], name=opts["name"],
                              timezone=opts["timezone"],
                              pause_on_shutdown=opts["pause_on_shutdown"])
     except KgenrichError as err:
@@ -312,10 +429,11 @@ def export(
         help=f"export.include: decisions for recommender files, "
         f"{'|'.join(get_args(DecisionName))} (repeatable).",
     )] = [],  # noqa: B006
-    no_llm: Annotated[bool, typer.Option(help="Drop every LLM-added triple.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Drop every LLM-added triple.")] = False,
     interactions: Annotated[Path | None, typer.Option(
         help="User-item ratings; default: the copy the run kept.", exists=True,
         dir_okay=False)] = None,
+    config: ConfigOption = None,
     set_: SetOption = [],  # noqa: B006
 ) -> None:
     """Re-export a finished run (from its triples.jsonl) in other formats or with other filters.
@@ -323,7 +441,7 @@ def export(
     Uses the run's item order and interactions (recorded in the run folder), so the RippleNet
     ids and ratings match the run's; the exports are swapped into --out together."""
     try:
-        settings = load_settings(None, flags={"export.formats": tuple(formats) or None,
+        settings = load_settings(config, flags={"export.formats": tuple(formats) or None,
                                               "export.include": tuple(include) or None},
                                  assignments=set_).export
     except KgenrichError as err:
@@ -355,7 +473,7 @@ def export(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
-    backend: Annotated[str | None, typer.Option(help="llm.backend: embedded|openai|fake.")] = None,
+    backend: Annotated[BackendChoice | None, _flag("llm.backend", "LLM backend.")] = None,
     base_url: Annotated[str | None, typer.Option(help="llm.base_url: OpenAI-compatible base "
                                                  "URL.")] = None,
     model: Annotated[str | None, typer.Option(help="llm.model: LLM model name.")] = None,
@@ -371,7 +489,7 @@ def demo(
     """Enrich the shipped demo catalog (60 Wikidata films) with the embedded LLM and score the
     completed facts against the demo's hidden answer key."""
     try:
-        settings = load_settings(None, flags={"llm.backend": backend, "llm.base_url": base_url,
+        settings = load_settings(None, flags={"llm.backend": _plain(backend), "llm.base_url": base_url,
                                               "llm.model": model, "complete.samples": samples,
                                               "discover.use_llm": llm_discovery},
                                  assignments=set_)
@@ -400,13 +518,13 @@ def demo(
 def query(
     store: Annotated[Path, typer.Argument(help="Graph store folder (Oxigraph).")],
     sparql: Annotated[str, typer.Argument(help="SPARQL query, or a file holding one.")],
-    fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
+    fmt: Annotated[QueryFormatChoice, typer.Option("--format", help="Output format.")] = "table",
 ) -> None:
     """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
     from kgenrich.cli_query import query_command
 
     try:
-        code = query_command(store, sparql, fmt)  # type: ignore[arg-type]
+        code = query_command(store, sparql, _plain(fmt))
     except KgenrichError as err:
         _fail(err)
     raise typer.Exit(code)
@@ -417,7 +535,7 @@ def push(
     out_dir: Annotated[Path, typer.Argument(help="A run's output folder (graph.nq, retractions.jsonl).")],
     endpoint: Annotated[str | None, typer.Option(help="push.endpoint: Graph Store Protocol URL, e.g. http://127.0.0.1:7878/store (user:password@ allowed, never printed).")] = None,
     default_graph: Annotated[str | None, typer.Option(help="push.default_graph: named graph for graph.nq's default graph (default: the endpoint's default graph).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Settings file (JSON or TOML).", exists=True)] = None,
+    config: ConfigOption = None,
     set_: SetOption = [],  # noqa: B006
 ) -> None:
     """Load a run's named graphs into a SPARQL 1.1 store (Graph Store HTTP Protocol PUT per graph,
@@ -433,6 +551,28 @@ def push(
         _fail(err)
 
 
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for kgenrich.toml (created if "
+                                              "missing).", file_okay=False)] = Path("."),
+    demo: Annotated[bool, typer.Option("--demo", help="Fill in the packaged demo's inputs and "
+                                       "mapping (60 films), so `kgenrich run --config "
+                                       "DIR/kgenrich.toml` runs it.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing "
+                                        "kgenrich.toml.")] = False,
+) -> None:
+    """Write a commented kgenrich.toml listing every input, mapping key and setting with its
+    default and description; `kgenrich run --config kgenrich.toml` then needs no other flag."""
+    from kgenrich.cli_init import init_command
+
+    try:
+        path = init_command(directory, demo=demo, force=force)
+    except KgenrichError as err:
+        _fail(err)
+    Console(soft_wrap=True).print(f"wrote {path}; run it with: kgenrich run --config {path}",
+                                  highlight=False)
+
+
 recommend_app = typer.Typer(help="RippleNet on kgenrich's exports.", no_args_is_help=True)
 app.add_typer(recommend_app, name="recommend")
 
@@ -441,7 +581,8 @@ app.add_typer(recommend_app, name="recommend")
 def recommend_train(
     data_dir: Annotated[Path, typer.Argument(help="RippleNet folder or a run folder with ripplenet/.", exists=True)],
     out_model: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("ripplenet.pt"),
-    preset: Annotated[str, typer.Option(help="Hyperparameters: movie|book.")] = "movie",
+    preset: Annotated[PresetChoice, typer.Option(help="Hyperparameters (the RippleNet "
+                                                 "paper's).")] = "movie",
     seed: Annotated[int, typer.Option(help="Seed (split and training).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     interactions: Annotated[Path | None, typer.Option(help="Ratings, if the export has none.", exists=True)] = None,
@@ -450,14 +591,15 @@ def recommend_train(
     _setup_logging(False)
     from kgenrich.cli_recommend import train_command
 
-    raise typer.Exit(train_command(data_dir, preset=preset, seed=seed, epochs=epochs,
+    raise typer.Exit(train_command(data_dir, preset=_plain(preset), seed=seed, epochs=epochs,
                                    out_model=out_model, interactions=interactions))
 
 
 @recommend_app.command("evaluate")
 def recommend_evaluate(
     data_dir: Annotated[Path, typer.Argument(help="RippleNet folder or a run folder with ripplenet/.", exists=True)],
-    preset: Annotated[str, typer.Option(help="Hyperparameters: movie|book.")] = "movie",
+    preset: Annotated[PresetChoice, typer.Option(help="Hyperparameters (the RippleNet "
+                                                 "paper's).")] = "movie",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
     out_json: Annotated[Path | None, typer.Option(help="Write the metrics here.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
@@ -468,7 +610,7 @@ def recommend_evaluate(
     from kgenrich.cli_recommend import evaluate_command
 
     seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-    raise typer.Exit(evaluate_command(data_dir, preset=preset, seeds=seed_list,
+    raise typer.Exit(evaluate_command(data_dir, preset=_plain(preset), seeds=seed_list,
                                       out_json=out_json, epochs=epochs,
                                       interactions=interactions))
 

@@ -1,16 +1,24 @@
 """The one settings object. Every option, its default, bounds and description live here, and
 everything is validated when the settings load (unknown keys, bounds, `Literal`s, PyKEEN names).
 
-Loaded once by the CLI or a flow entry point (`load_settings`: defaults < environment, prefix
-`KGENRICH_`, nested with `__`, e.g. `KGENRICH_LLM__BASE_URL` < a config file < flags and
-`section.key=value` assignments), then unpacked into plain stage arguments.
+Loaded once by the CLI (`load_config`, or `load_settings` for the settings alone), each later
+source winning: defaults < a config file (TOML, YAML or JSON; relative paths in it are read
+against its folder) < the environment (prefix `KGENRICH_`, nested with `__`, e.g.
+`KGENRICH_LLM__BASE_URL`) < flags < `section.key=value` assignments. A config file also holds a
+run's `[inputs]` and catalog `[mapping]` (`RunConfig`); the settings are then unpacked into plain
+stage arguments.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
+import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 from kgenrich.errors import ConfigError
 
@@ -34,6 +42,13 @@ ExportFormat = Literal["turtle", "nquads", "graphml", "ripplenet", "recbole", "p
 DecisionName = Literal[
     "trusted", "accepted", "rejected", "review", "unverified_new_entity", "pending"
 ]
+
+
+#: The values of `kgenrich.kg.io.seed.SeedFormat` (a test checks they match; importing the seed
+#: reader here would load rdflib for every `--help`).
+SeedFormatName = Literal["auto", "tsv", "nt", "turtle", "recbole", "ripplenet", "auxiliary"]
+#: The values of `kgenrich.kg.io.catalog.CatalogFormat` (a test checks they match).
+CatalogFormatName = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
 
 
 class _Section(BaseModel):
@@ -268,6 +283,85 @@ class PushSettings(_Section):
     timeout_s: float = Field(120.0, gt=0, le=3600, description="Per-request timeout in seconds.")
 
 
+class InputSettings(_Section):
+    """What one run reads and where it writes."""
+
+    catalog: Path | None = Field(
+        None, description="Item catalog: CSV, TSV, JSONL, Parquet or a RecBole .item file. "
+        "Required, here or as --catalog.",
+    )
+    ontology: Path | None = Field(
+        None, description="Ontology JSON/TOML; None = the packaged movies ontology."
+    )
+    out: Path = Field(
+        Path("out"),
+        description="Output folder. Its exports are swapped in together (written atomically); "
+        "the state store and review verdicts in it are kept.",
+    )
+    seed: Path | None = Field(None, description="Seed KG file.")
+    seed_format: SeedFormatName = Field(
+        "auto", description="Seed KG format; auto: from the file name."
+    )
+    seed_link: Path | None = Field(None, description="RecBole .link / RippleNet item index.")
+    seed_on_error: Literal["raise", "skip"] = Field(
+        "raise", description="skip: malformed seed lines become counted rejections instead of "
+        "failing the run.",
+    )
+    interactions: Path | None = Field(
+        None, description="User-item ratings for ratings_final.txt and RecBole .inter; a copy is "
+        "kept in the output folder for `kgenrich export`.",
+    )
+    review: Path | None = Field(
+        None, description="Verdicts from a person (JSONL); None = <out>/review.jsonl."
+    )
+    run_name: str | None = Field(None, description="Name of the run (report folder).")
+    store: Path | None = Field(
+        None, description="Oxigraph graph store folder to load the graph into (query it with "
+        "`kgenrich query`).",
+    )
+
+
+class MappingSettings(_Section):
+    """Which catalog columns hold the id, the title, free text and relation-valued attributes.
+
+    Mirrors `kgenrich.kg.io.catalog.CatalogMapping`, which `catalog_mapping` builds (a test keeps
+    their fields and defaults equal)."""
+
+    id: str = Field("id", description="Catalog id column.")
+    title: str = Field("title", description="Catalog title column.")
+    text: tuple[str, ...] = Field((), description="Free-text columns (LLM discovery and "
+                                  "extraction read them).")
+    list_separator: str = Field("|", description="Separator inside list cells.")
+    format: CatalogFormatName = Field(
+        "auto", description="Catalog file format; auto: from the file name."
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="COLUMN = RELATION: a catalog column whose values are tails of an ontology "
+        "relation (several columns may feed one relation).",
+    )
+    separators: dict[str, str] = Field(
+        default_factory=dict,
+        description="COLUMN = SEPARATOR for an attribute column whose list cells split on "
+        "something other than list_separator.",
+    )
+
+    def catalog_mapping(self) -> Any:
+        """The reader's `CatalogMapping` (imported here, late: it loads the readers).
+
+        Raises:
+            SettingsError: a mapping the reader rejects (empty names, a separator for a column
+                that is not an attribute).
+        """
+        from kgenrich.kg.io.catalog import CatalogMapping
+
+        try:
+            return CatalogMapping.model_validate(self.model_dump())
+        except ValidationError as err:
+            raise SettingsError([(_dotted(("mapping", *e["loc"])), _describe(e))
+                                 for e in err.errors()]) from err
+
+
 class Settings(BaseSettings):
     """All of kgenrich's options."""
 
@@ -331,9 +425,28 @@ class SettingsError(ConfigError):
         super().__init__("invalid settings: " + "; ".join(f"{k}: {m}" for k, m in self.problems))
 
 
+#: The config file's sections that are not `Settings` fields: a run's inputs and its mapping.
+RUN_SECTIONS: Mapping[str, type[BaseModel]] = {"inputs": InputSettings, "mapping": MappingSettings}
+#: Variables with the `KGENRICH_` prefix that are not settings: `docs/prefect.yaml`'s working
+#: directory and `scripts/setup.sh`'s wheel cache. Any other `KGENRICH_*` must name a setting.
+NON_SETTING_ENV = frozenset({"KGENRICH_WORKDIR", "KGENRICH_WHEEL_CACHE"})
+ENV_PREFIX = "KGENRICH_"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs, as one config file holds it: the inputs, the catalog mapping
+    and the settings."""
+
+    inputs: InputSettings
+    mapping: MappingSettings
+    settings: Settings
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """`section.key=value` -> ("section.key", value). The value is JSON when it parses as JSON
-    (`1`, `false`, `null`, `["turtle"]`), else the plain string (`http://127.0.0.1:8000/v1`).
+    (`1`, `false`, `null`, `["turtle"]`), else the plain string (`http://127.0.0.1:8000/v1`);
+    a string setting takes the text as written (`llm.model=7` is "7"), `null` aside.
 
     Raises:
         SettingsError: no `=` or an empty key.
@@ -342,11 +455,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise SettingsError([(key or text, f"expected section.key=value, got {text!r}")])
-    try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key, value
+    return key, _coerce(key, raw)
 
 
 def load_settings(
@@ -355,35 +464,255 @@ def load_settings(
     flags: Mapping[str, Any],
     assignments: Sequence[str],
 ) -> Settings:
-    """The one Settings object: defaults, then the environment, then the optional JSON/TOML
-    `config` file, then `flags` (dotted key -> value; None means "not given"), then
-    `assignments` (`section.key=value`, as `parse_assignment`), each later source winning.
+    """The one Settings object, as `load_config` loads it (a file's `[inputs]` and `[mapping]`
+    are validated and then left out)."""
+    return load_config(config, flags=flags, assignments=assignments).settings
+
+
+def load_config(
+    config: Path | None,
+    *,
+    flags: Mapping[str, Any],
+    assignments: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """A run's inputs, mapping and settings from, each later source winning: the defaults, the
+    optional TOML/YAML/JSON `config` file (relative paths in it are read against its folder),
+    the `KGENRICH_*` variables of `environ` (default `os.environ`), `flags` (dotted key ->
+    value; None means "not given") and `assignments` (`section.key=value`, as
+    `parse_assignment`). Keys are dotted as in the file: `inputs.catalog`, `complete.samples`.
 
     Raises:
-        SettingsError: an unknown key, a bad value or an unreadable config file, with the
-            dotted setting named.
+        SettingsError: an unknown key (with the closest valid one), a bad value or an unreadable
+            config file, each with the dotted setting and where it came from named.
     """
-    data: dict[str, Any] = {}
-    if config is not None:
-        try:
-            text = config.read_text(encoding="utf-8")
-            if config.suffix == ".toml":
-                import tomllib
+    data, origins = _layers(config, os.environ if environ is None else environ,
+                            flags=flags, assignments=assignments)
+    try:
+        return _validate(data)
+    except SettingsError as err:
+        raise SettingsError([(key, _with_origin(key, msg, origins))
+                             for key, msg in err.problems]) from err
 
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
-        except (OSError, ValueError) as err:  # tomllib.TOMLDecodeError is a ValueError
-            raise SettingsError([(str(config), f"unreadable config file: {err}")]) from err
-        if not isinstance(data, dict):
-            raise SettingsError([(str(config), "a config file holds one object of sections")])
+
+def _layers(
+    config: Path | None, environ: Mapping[str, str], *, flags: Mapping[str, Any],
+    assignments: Sequence[str],
+) -> tuple[dict[str, Any], list[tuple[str, str | None]]]:
+    """Every source merged into one dict, later ones over earlier ones; and (dotted key, where
+    it came from) in the same order, None for the command line."""
+    data: dict[str, Any] = {}
+    origins: list[tuple[str, str | None]] = []
+    if config is not None:
+        from_file = read_config_file(config)
+        _resolve_paths(from_file, config.parent, _ROOT)
+        _merge(data, from_file)
+        origins += [(key, f"in {config}") for key in _leaves(from_file)]
+    for name, raw in sorted(environ.items()):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in NON_SETTING_ENV:
+            continue
+        dotted = ".".join(name[len(ENV_PREFIX):].lower().split("__"))
+        _put(data, dotted, _coerce(dotted, raw))
+        origins.append((dotted, f"from {name}"))
     given = [(k, v) for k, v in flags.items() if v is not None]
     for dotted, value in [*given, *map(parse_assignment, assignments)]:
         _put(data, dotted, value)
+        origins.append((dotted, None))
+    return data, origins
+
+
+def _validate(data: dict[str, Any]) -> RunConfig:
+    unknown = _unknown_keys(data, _ROOT, "")
+    if unknown:
+        raise SettingsError(unknown)
+    sections = {name: data.pop(name, {}) for name in RUN_SECTIONS}
+    problems: list[tuple[str, str]] = []
+    parts: dict[str, Any] = {}
+    for name, cls in RUN_SECTIONS.items():
+        try:
+            parts[name] = cls.model_validate(sections[name])
+        except ValidationError as err:
+            problems += [(_dotted((name, *e["loc"])), _describe(e)) for e in err.errors()]
     try:
-        return Settings(**data)
+        # Only these values: the environment is already in `data`, below the flags; letting
+        # pydantic-settings read it again would put it above them.
+        settings = Settings(_build_sources=((InitSettingsSource(Settings, data),), data))
     except ValidationError as err:
-        raise SettingsError([(_dotted(e["loc"]), _describe(e)) for e in err.errors()]) from err
+        problems += [(_dotted(e["loc"]), _describe(e)) for e in err.errors()]
+    if problems:
+        raise SettingsError(problems)
+    parts["mapping"].catalog_mapping()  # the reader's own checks, at load
+    return RunConfig(inputs=parts["inputs"], mapping=parts["mapping"], settings=settings)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's object of sections: `.toml`, `.yaml`/`.yml`, else JSON.
+
+    Raises:
+        SettingsError: the file cannot be read or parsed (naming the file and, where the parser
+            says, the line), or holds something other than one object.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SettingsError([(str(path), f"unreadable config file: {_one_line(err)}")]) from err
+    data = _parse(path, text)
+    if not isinstance(data, dict):
+        raise SettingsError([(str(path), "a config file holds one object of sections")])
+    return data
+
+
+def _parse(path: Path, text: str) -> Any:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)  # its messages say "(at line L, column C)"
+        if suffix not in (".yaml", ".yml"):
+            return json.loads(text)
+    except ValueError as err:  # tomllib.TOMLDecodeError and json.JSONDecodeError
+        line = getattr(err, "lineno", None)
+        where = f"{path}:{line}" if line else str(path)
+        raise SettingsError([(where, f"unreadable config file: {_one_line(err)}")]) from err
+    import yaml  # PyYAML (a Prefect dependency), only for YAML files
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise SettingsError([(where, f"unreadable config file: {_one_line(err)}")]) from err
+    return {} if data is None else data  # an empty or all-comment file
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+# --------------------------------------------------------------------------- the schema walk
+
+#: The top of a config file: every Settings field and the run sections.
+_ROOT: Mapping[str, Any] = {
+    **{name: f.annotation for name, f in Settings.model_fields.items()}, **RUN_SECTIONS
+}
+
+
+def setting_default(dotted: str) -> Any:
+    """The default of the setting at `dotted` (`inputs.out`, `complete.samples`, `chunk_size`).
+
+    Raises:
+        KeyError: no such setting.
+    """
+    *parents, name = dotted.split(".")
+    node: Any = Settings
+    for part in parents:
+        node = _fields(_ROOT if node is Settings else node)[part]  # type: ignore[index]
+    return node.model_fields[name].get_default(call_default_factory=True)
+
+
+def _fields(node: Any) -> Mapping[str, Any] | None:
+    """name -> annotation below a schema node (the root or a section), None for a value."""
+    if isinstance(node, Mapping):
+        return node
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return {name: f.annotation for name, f in node.model_fields.items()}
+    return None
+
+
+def _annotation(dotted: str) -> Any:
+    node: Any = _ROOT
+    for part in dotted.split("."):
+        fields = _fields(node)
+        if fields is None or part not in fields:
+            return None
+        node = fields[part]
+    return node
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    """The types an annotation allows (`X | None` -> (X, NoneType))."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _is_text(annotation: Any) -> bool:
+    options = [a for a in _options(annotation) if a is not type(None)]
+    return bool(options) and all(
+        a in (str, Path, SecretStr)
+        or (typing.get_origin(a) is Literal
+            and all(isinstance(v, str) for v in typing.get_args(a)))
+        for a in options
+    )
+
+
+def _coerce(dotted: str, raw: str) -> Any:
+    """A text value (`--set`, environment) as the setting at `dotted` takes it: JSON, except
+    that a string setting keeps the text (`null` aside)."""
+    annotation = _annotation(dotted)
+    if annotation is not None and _is_text(annotation):
+        return None if raw == "null" and type(None) in _options(annotation) else raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _unknown_keys(data: Mapping[str, Any], node: Any, prefix: str) -> list[tuple[str, str]]:
+    fields = _fields(node)
+    if fields is None:
+        return []
+    problems: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            problems.append((f"{prefix}{key}", f"unknown setting{hint}"))
+        elif isinstance(value, dict):
+            # a dict-valued setting (mapping.attributes) has no schema below it: _fields is None
+            problems += _unknown_keys(value, fields[key], f"{prefix}{key}.")
+    return problems
+
+
+def _resolve_paths(data: dict[str, Any], base: Path, node: Any) -> None:
+    """Relative paths of a config file, read against the file's folder `base`."""
+    fields = _fields(node) or {}
+    for key, value in data.items():
+        annotation = fields.get(key)
+        if annotation is None:
+            continue
+        if isinstance(value, dict):
+            _resolve_paths(value, base, annotation)
+        elif isinstance(value, str) and value and Path in _options(annotation):
+            path = Path(value).expanduser()
+            data[key] = path if path.is_absolute() else base / path
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _with_origin(key: str, message: str, origins: Sequence[tuple[str, str | None]]) -> str:
+    """`message`, plus which file or variable set `key` when neither a flag nor --set did."""
+    for dotted, source in reversed(origins):
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return message if source is None else f"{message} ({source})"
+    return message
+
+
+def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -405,4 +734,12 @@ def _describe(error: Mapping[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown setting"
     msg = str(error["msg"]).removeprefix("Value error, ")
-    return f"{msg} (got {error['input']!r})" if error["type"] != "value_error" else msg
+    if error["type"] == "value_error":
+        return msg
+    msg = f"{msg} (got {error['input']!r})"
+    if error["type"] == "literal_error" and isinstance(error["input"], str):
+        choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(error["input"], choices, n=1, cutoff=0.5)
+        if close:
+            msg += f"; did you mean {close[0]!r}?"
+    return msg

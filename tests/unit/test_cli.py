@@ -112,8 +112,10 @@ GOOD = ["--catalog", str(CATALOG), "--text-col", "description", "--seed", str(DA
     (["--attr", "genres=genre"],
      "error: attr genres=genre: relation 'genre' is not in the ontology; "
      "did you mean 'has_genre'?"),
+    # the flag accepts exactly the seed reader's formats (a config file's value: test_cli_run)
     (["--seed-format", "ttl"],
-     "error: seed_format: unknown seed format 'ttl'; did you mean 'turtle'?"),
+     "Invalid value for '--seed-format': 'ttl' is not one of 'auto', 'tsv', 'nt', 'turtle', "
+     "'recbole', 'ripplenet', 'auxiliary'."),
     (["--set", "verify.review_band=[0.7,0.3]"],
      "error: invalid settings: verify.review_band: expected 0 <= low <= high <= 1"),
     (["--set", 'complete.relations=["stars"]'],

@@ -135,7 +135,8 @@ def test_assignments_reach_the_settings() -> None:
 
 
 def test_unknown_key_is_an_error() -> None:
-    assert _problems("complete.sampels=1") == {"complete.sampels": "unknown setting"}
+    assert _problems("complete.sampels=1") == {
+        "complete.sampels": "unknown setting; did you mean complete.samples?"}
     assert _problems("nosuch.key=1") == {"nosuch": "unknown setting"}
 
 
