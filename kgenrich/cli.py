@@ -2,7 +2,9 @@
 
 Loads the one Settings object (`kgenrich.settings.load_settings`: `--set` > flags > `--config`
 file > environment `KGENRICH_*` > defaults) before any expensive step and hands it to the
-Prefect flow. Every KgenrichError becomes a one-line message and exit code 2.
+Prefect flow. Every KgenrichError becomes a one-line message and its exit code: 2 for a mistake
+in the inputs, settings or environment (a locked output folder included), 3 for a run that ran
+but did not do its work (no LLM answer at all, or too many failed items); a crash is 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import contextlib  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -83,8 +86,8 @@ class _OursOrSevere(logging.Filter):
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}")
-    raise typer.Exit(2) from err
+    console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    raise typer.Exit(getattr(err, "exit_code", 2)) from err
 
 
 def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -185,20 +188,29 @@ def run(
     Settings come from defaults, KGENRICH_* variables, --config, the flags and --set, each
     later one winning: e.g. --set verify.model=RotatE --set extract.enabled=false."""
     opts = locals()
-    try:
-        settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
-        _preflight(opts, settings)
-    except KgenrichError as err:
-        _fail(err)
-    _setup_logging(verbose, log_format)
-    from kgenrich.cli_flowrun import run_enrich
+    from kgenrich.runs.health import incomplete
+    from kgenrich.runs.lock import output_lock
 
-    try:
-        report, url = run_enrich(_inputs(opts), settings)
-    except KgenrichError as err:
-        _fail(err)
-    _print_report(report)
-    _print_where(opts["out"], url)
+    with contextlib.ExitStack() as held:
+        try:
+            settings = _run_settings(opts)  # first: a bad setting fails before Prefect loads
+            if not dry_run:  # one run per --out: a second one stops here, before Prefect/LLM
+                held.enter_context(output_lock(opts["out"]))
+            _preflight(opts, settings)
+        except KgenrichError as err:
+            _fail(err)
+        _setup_logging(verbose, log_format)
+        from kgenrich.cli_flowrun import run_enrich
+
+        try:
+            report, url = run_enrich(_inputs(opts), settings)
+        except KgenrichError as err:
+            _fail(err)
+        _print_report(report)
+        _print_where(opts["out"], url)
+        problem = incomplete(report.extra["health"], max_failed_item_share=settings.max_failed_item_share)
+        if problem is not None:  # exit 3: the run ran but did not do its work
+            _fail(problem)
 
 
 def _run_settings(o: dict[str, Any]) -> Settings:
@@ -474,7 +486,7 @@ def main() -> None:  # pragma: no cover - console entry
         app()
     except KgenrichError as err:
         console.print(f"[bold red]error:[/] {err}")
-        sys.exit(2)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,10 @@ import errno as _errno
 
 
 class KgenrichError(Exception):
-    """Base class for every error kgenrich raises on purpose."""
+    """Base class for every error kgenrich raises on purpose. The CLI prints it on one line and
+    exits with `exit_code`."""
+
+    exit_code = 2  # a mistake in the inputs, the settings or the environment
 
 
 class InputError(KgenrichError):
@@ -120,6 +123,8 @@ class OutputLocked(PathError):
 class RunIncomplete(KgenrichError):
     """The run finished but did not do its work: no LLM answer came back at all, or more than
     the allowed share of items failed. `summary` is the endpoint's error in one line."""
+
+    exit_code = 3  # the run ran but did not do its work: not a mistake to fix in the inputs
 
     def __init__(self, message: str, *, summary: str | None = None) -> None:
         self.summary = summary
