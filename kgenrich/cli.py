@@ -409,12 +409,15 @@ def query(
     store: Annotated[Path, typer.Argument(help="Graph store folder (Oxigraph).")],
     sparql: Annotated[str, typer.Argument(help="SPARQL query, or a file holding one.")],
     fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
+    allow_service: Annotated[bool, typer.Option(help="Let SERVICE clauses call other SPARQL "
+                                                "endpoints (off: no outbound request).")] = False,
 ) -> None:
     """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
     from kgenrich.cli_query import query_command
 
     try:
-        code = query_command(store, sparql, fmt)  # type: ignore[arg-type]
+        code = query_command(store, sparql, fmt,  # type: ignore[arg-type]
+                             allow_service=allow_service)
     except KgenrichError as err:
         _fail(err)
     raise typer.Exit(code)
