@@ -41,7 +41,6 @@ from kgenrich.errors import ConfigError, ExportError, InputError
 from kgenrich.kg.atomic import atomic_write
 from kgenrich.kg.export.rdf import DEFAULT_FACT_DECISIONS, literal, write_nquads
 from kgenrich.kg.ids import item_entity_id
-from kgenrich.kg.sparql_guard import check_read_only_query
 from kgenrich.kg.namespace import (
     CANDIDATES,
     KGN,
@@ -53,6 +52,7 @@ from kgenrich.kg.namespace import (
     graph_iri,
 )
 from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, SourceKind, Triple
+from kgenrich.kg.sparql_guard import check_read_only_query
 
 logger = logging.getLogger(__name__)
 

@@ -208,7 +208,8 @@ def run(
             _fail(err)
         _print_report(report)
         _print_where(opts["out"], url)
-        problem = incomplete(report.extra["health"], max_failed_item_share=settings.max_failed_item_share)
+        problem = incomplete(report.extra["health"],
+                             max_failed_item_share=settings.max_failed_item_share)
         if problem is not None:  # exit 3: the run ran but did not do its work
             _fail(problem)
 

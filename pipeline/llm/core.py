@@ -87,9 +87,8 @@ def _balanced_end(text: str, start: int) -> int:
                 depth += 1
             nesting += 1
             if nesting > MAX_JSON_DEPTH:
-                raise LLMResponseError(
-                    f"JSON nested deeper than {MAX_JSON_DEPTH} levels", raw=text[:MAX_KEPT_RAW_CHARS]
-                )
+                raise LLMResponseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                                       raw=text[:MAX_KEPT_RAW_CHARS])
         elif ch in "}]":
             nesting = max(0, nesting - 1)
             if ch == "}":

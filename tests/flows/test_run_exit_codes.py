@@ -14,9 +14,12 @@ from kgenrich.testing import TEST_KEY, ScriptedServer, http_error
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def _kgenrich_run(server: ScriptedServer, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KGENRICH_LLM__API_KEY": TEST_KEY, "PREFECT_API_URL": ""}
-    env.pop("PREFECT_API_URL")
+def _kgenrich_run(
+    server: ScriptedServer, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    # no PREFECT_API_URL: the run starts Prefect's temporary server, as a new user's would
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["KGENRICH_LLM__API_KEY"] = TEST_KEY
     return subprocess.run(
         [sys.executable, "-m", "kgenrich.cli", "run", "--catalog", str(DATA / "catalog.csv"),
          "--seed", str(DATA / "seed.tsv"), "--text-col", "description",

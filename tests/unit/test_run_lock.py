@@ -61,7 +61,7 @@ def test_lock_of_a_killed_run_is_taken_over_with_a_warning(
             output_lock(tmp_path / "out") as path:
         mine = read_holder(path)
         assert mine is not None and mine.pid == os.getpid()
-    assert f"stale run lock" in caplog.text and f"pid {holder.pid}" in caplog.text
+    assert "stale run lock" in caplog.text and f"pid {holder.pid}" in caplog.text
     assert not lock_file.exists()
 
 
