@@ -64,3 +64,13 @@ def test_out_that_is_a_file_fails_with_the_path(runner: CliRunner, tmp_path: Pat
     (tmp_path / "out").write_text("x")
     code, text = _run(runner, "--out", str(tmp_path / "out"))
     assert code == 2 and f"{tmp_path / 'out'}: the output folder is a file" in text
+
+
+def test_dry_run_needs_no_lock(runner: CliRunner, held_out: tuple[Path, int]) -> None:
+    """--dry-run writes nothing, so a running job on the same --out does not stop it."""
+    out, _ = held_out
+    data = CATALOG.parent
+    code, text = _run(runner, "--out", str(out), "--dry-run", "--seed", str(data / "seed.tsv"),
+                      "--attr", "director=directed_by", "--attr", "genres=has_genre")
+    assert code == 0, text
+    assert "in use by another run" not in text

@@ -4,12 +4,19 @@ in one line; anything else is a run that did its work."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from kgenrich.errors import RunIncomplete
 from kgenrich.kg.records import StageResult
-from kgenrich.pipeline.llm.base import UsageTotals
+from kgenrich.pipeline.llm.base import LLMRequest, UsageTotals
 from kgenrich.runs.bookkeeping import FailureRow
 from kgenrich.runs.engine import StageRun
 from kgenrich.runs.health import RunHealth, incomplete, main_error, run_health
+from kgenrich.testing.scripted_server import ClientFactory
+
+class _Name(BaseModel):
+    name: str
+
 
 HTTP_401 = "http://127.0.0.1:9/v1 answered HTTP 401: invalid api key"
 CIRCUIT = "endpoint http://127.0.0.1:9/v1 looks down; circuit open (failing fast for another 3s)"
@@ -59,3 +66,29 @@ def test_main_error_is_the_cause_on_one_line() -> None:
     assert main_error([CIRCUIT]) == CIRCUIT
     assert main_error([]) is None
     assert len(main_error(["x" * 1000]) or "") == 240
+
+
+def test_dead_endpoint_behind_an_open_breaker_is_incomplete(make_client: ClientFactory) -> None:
+    """A real client against a closed port on 127.0.0.1: the breaker opens after two attempts,
+    the rest fail fast; the summary names the cause, not the open circuit."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    llm = make_client(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0,
+                      breaker_threshold=2, breaker_window=2)
+    errors = []
+    for i in range(6):
+        answer = llm.complete(LLMRequest(messages=({"role": "user", "content": "?"},),
+                                         schema=_Name, item_id=f"m{i}", stage="extract"))
+        errors.append(answer.error or "")
+    assert sum("circuit open" in e for e in errors) == 4
+    health = run_health(usage=llm.usage(),
+                        runs={"extract": StageRun(result=StageResult(), asked=6)},
+                        failures=[FailureRow(item_id=f"m{i}", stage="extract", error=e)
+                                  for i, e in enumerate(errors)], items=6)
+    assert (health.requests, health.answered) == (2, 0)
+    problem = incomplete(health, max_failed_item_share=1.0)
+    assert problem is not None and "connection error" in str(problem)
+    assert "circuit open" not in str(problem)
