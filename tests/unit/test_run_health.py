@@ -14,6 +14,7 @@ from kgenrich.runs.engine import StageRun
 from kgenrich.runs.health import RunHealth, incomplete, main_error, run_health
 from kgenrich.testing.scripted_server import ClientFactory
 
+
 class _Name(BaseModel):
     name: str
 
