@@ -110,12 +110,11 @@ def _acquire(out_dir: Path) -> _Held:
         if same:
             break
         os.close(fd)
-    stale = read_holder(path)
+    stale = read_holder(path)  # a holder that released it would have removed the file
     if stale is not None:
-        state = "no longer running" if not _alive(stale.pid) or stale.host != socket.gethostname() \
-            else "not holding it"
+        gone = stale.host != socket.gethostname() or not _alive(stale.pid)
         logger.warning("taking over a stale run lock in %s (left by %s, %s)", out_dir,
-                       stale.describe(), state)
+                       stale.describe(), "no longer running" if gone else "not holding it")
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "started": datetime.now(UTC).isoformat(timespec="seconds")}
     try:
