@@ -43,6 +43,7 @@ from kgenrich.runs.chunks import CHUNK_JOBS  # noqa: E402
 from kgenrich.runs.engine import ChunkFuture  # noqa: E402
 from kgenrich.runs.graph import BaseGraph, base_graph  # noqa: E402
 from kgenrich.runs.llm_stages import run_llm_stages  # noqa: E402
+from kgenrich.runs.lock import output_lock  # noqa: E402
 from kgenrich.runs.preflight import check_run  # noqa: E402
 from kgenrich.runs.state import StateStore  # noqa: E402
 from kgenrich.runs.verification import fit_run_scorer, verify_candidates  # noqa: E402
@@ -127,7 +128,9 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         catalog=lambda items, **kw: catalog_task(items, **kw))
     check_run(graph, mapping=inputs.mapping, seed_format=inputs.seed_format,
               settings=settings).raise_for_problems()  # before any LLM call or KGE training
-    with StateStore.open(settings.state_path or inputs.out_dir / "state.sqlite") as state:
+    # One run per output folder (re-entrant: `kgenrich run` already holds it); served runs too.
+    with output_lock(inputs.out_dir), \
+            StateStore.open(settings.state_path or inputs.out_dir / "state.sqlite") as state:
         book = open_run(state, run=run_name(inputs.run_name), graph=graph, settings=settings,
                         previous_triples=lambda: fio.previous_triples(inputs.out_dir),
                         store=inputs.store)

@@ -3,15 +3,16 @@ Only flows and the CLI touch the file system."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel
 
-from kgenrich.errors import ConfigError, ExportError, InputError
+from kgenrich.errors import ConfigError, ExportError, InputError, PathError
 from kgenrich.kg.atomic import atomic_dir, atomic_write, recover_staged, staged_exports
 from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import InteractionTable, read_interaction_table
@@ -244,19 +245,28 @@ def asserted_decisions(settings: ExportSettings) -> frozenset[Decision]:
     return frozenset(Decision(d) for d in settings.assert_decisions)
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an OSError (disk full, read-only, a file in the way) into a `PathError` naming
+    `path`: one line for the user instead of a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise PathError.from_os_error(err, path=str(path)) from err
+
+
 def write_report(folder: Path, report: RunReport, rendered: RenderedReport) -> None:
     """``report.md``, ``report.html`` (one self-contained page) and ``report.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / "report.md") as f:
-        f.write(rendered.markdown)
-    with atomic_write(folder / "report.html") as f:
-        f.write(rendered.html)
-    with atomic_write(folder / "report.json") as f:
-        f.write(report.model_dump_json(indent=2))
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("report.md", rendered.markdown), ("report.html", rendered.html),
+                       ("report.json", report.model_dump_json(indent=2))):
+        with writing(folder / name), atomic_write(folder / name) as f:
+            f.write(text)
 
 
 def dump_json(path: Path, data: Mapping[str, object]) -> None:
-    with atomic_write(path) as f:
+    with writing(path), atomic_write(path) as f:
         json.dump(data, f, indent=2)
 
 
@@ -301,7 +311,7 @@ def read_review(path: Path) -> list[ReviewRow]:
 
 def write_jsonl(path: Path, rows: Sequence[BaseModel | Mapping[str, Any]]) -> Path:
     """One JSON object per line, written atomically (records or plain dicts)."""
-    with atomic_write(path) as f:
+    with writing(path), atomic_write(path) as f:
         for row in rows:
             f.write((row.model_dump_json() if isinstance(row, BaseModel)
                      else json.dumps(row, ensure_ascii=False)) + "\n")
@@ -330,7 +340,7 @@ def write_run_outputs(
         from kgenrich.kg.store import GraphStore  # local: opens pyoxigraph
 
         # Loading is idempotent: re-verified triples replace their old statements.
-        with GraphStore.open(store, base=settings.base_iri) as gstore:
+        with writing(store), GraphStore.open(store, base=settings.base_iri) as gstore:
             gstore.load(entities, triples, fact_decisions=asserted_decisions(settings))
         outputs["store"] = store
     queue = review_queue(triples, labels={e.id: e.label for e in entities},

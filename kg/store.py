@@ -52,6 +52,7 @@ from kgenrich.kg.namespace import (
     graph_iri,
 )
 from kgenrich.kg.records import TRUSTED_SOURCES, Decision, Entity, SourceKind, Triple
+from kgenrich.kg.sparql_guard import check_read_only_query
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +128,12 @@ class Retraction:
 class GraphStore:
     """An Oxigraph dataset holding our records; build it with `GraphStore.open`."""
 
-    def __init__(self, store: ox.Store, *, path: Path | None, base: str | None) -> None:
+    def __init__(self, store: ox.Store, *, path: Path | None, base: str | None,
+                 read_only: bool = False) -> None:
         self._store: ox.Store | None = store
         self.path = path
         self._base = base
+        self.read_only = read_only
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -170,10 +173,36 @@ class GraphStore:
             store.add(ox.Quad(_META, _URI_SPACE, ox.Literal(base), _META))
         return cls(store, path=path, base=recorded or base)
 
+    @classmethod
+    def open_existing(cls, path: Path) -> GraphStore:
+        """Open the store at `path` read-only, for queries; never creates one.
+
+        Raises:
+            InputError: `path` is missing, not a directory, empty, or holds no Oxigraph store.
+        """
+        if not path.is_dir():
+            raise InputError("no graph store here (build one with `kgenrich run --store`)",
+                             file=str(path))
+        if not (path / "CURRENT").is_file():
+            what = "empty directory" if not any(path.iterdir()) else "directory"
+            raise InputError(f"{what} without a graph store (build one with `kgenrich run "
+                             "--store`)", file=str(path))
+        try:
+            store = ox.Store.read_only(str(path))
+        except OSError as err:
+            raise InputError("cannot open the graph store", file=str(path),
+                             got=str(err)) from err
+        recorded = next(
+            (q.object.value for q in store.quads_for_pattern(_META, _URI_SPACE, None, _META)
+             if isinstance(q.object, ox.Literal)),
+            None,
+        )
+        return cls(store, path=path, base=recorded, read_only=True)
+
     def close(self) -> None:
         """Flush and release the store (an on-disk store can then be reopened)."""
         if self._store is not None:
-            if self.path is not None:
+            if self.path is not None and not self.read_only:
                 self._store.flush()
             self._store = None
 
@@ -456,14 +485,21 @@ class GraphStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def query(self, sparql: str, *, sources: Iterable[SourceKind] | None = None) -> QueryResult:
+    def query(
+        self, sparql: str, *, sources: Iterable[SourceKind] | None = None,
+        allow_service: bool = False,
+    ) -> QueryResult:
         """Run a SPARQL query: SELECT -> rows of plain strings, ASK -> bool, CONSTRUCT -> Graph.
+
+        Updates are refused, and so is `SERVICE` (an outbound request from this machine)
+        unless `allow_service` (`kg.sparql_guard`).
 
         Row values are IRIs, literal lexical forms or `_:label`; unbound variables are left out.
         The default graph holds entities and statements; facts are in the source graphs
         (`GRAPH ?g`). With `sources`, those sources' facts are added to the default graph, so
         plain patterns see them (a fact in two sources then matches twice: use DISTINCT).
         """
+        check_read_only_query(sparql, allow_service=allow_service)
         default_graph: list[ox.NamedNode | ox.BlankNode | ox.DefaultGraph] | None = None
         if sources is not None:
             default_graph = [_DEFAULT, *self._graphs(sources)]

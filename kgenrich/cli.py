@@ -3,7 +3,10 @@
 Loads a run's inputs, mapping and settings (`kgenrich.settings.load_config`: `--set` > flags >
 environment `KGENRICH_*` > `--config` file > defaults) before any expensive step and hands them
 to the Prefect flow. Every KgenrichError and every usage mistake becomes a one-line message and
-exit code 2. Importing this module loads neither Prefect nor torch (`--help` stays fast).
+its exit code: 2 for a mistake in the inputs, settings or environment (a locked output folder
+included), 3 for a run that ran but did not do its work (no LLM answer at all, or too many
+failed items); a crash is 1. Importing this module loads neither Prefect nor torch (`--help`
+stays fast).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import contextlib  # noqa: E402
 import enum  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
@@ -141,8 +145,8 @@ class _OursOrSevere(logging.Filter):
 
 def _fail(err: Exception) -> None:
     # one line however narrow the terminal; a message may hold [brackets]
-    console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-    raise typer.Exit(2) from err
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(getattr(err, "exit_code", 2)) from err
 
 
 def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -287,23 +291,33 @@ def run(
     and --set, each later one winning: e.g. `kgenrich run --config kgenrich.toml --set
     verify.model=RotatE`."""
     opts = locals()
-    try:
-        run_config = _run_config(opts)  # first: a bad setting fails before Prefect loads
-        settings = run_config.settings
-        _preflight(opts, run_config)
-    except KgenrichError as err:
-        _fail(err)
-    _setup_logging(verbose, log_format)
-    from kgenrich.cli_flowrun import run_enrich
-    from kgenrich.cli_progress import progress_bars
+    from kgenrich.runs.health import incomplete
+    from kgenrich.runs.lock import output_lock
 
-    try:
-        with progress_bars(log_format, console):
-            report, url = run_enrich(_inputs(run_config), settings)
-    except KgenrichError as err:
-        _fail(err)
-    _print_report(report)
-    _print_where(run_config.inputs.out, url)
+    with contextlib.ExitStack() as held:
+        try:
+            run_config = _run_config(opts)  # first: a bad setting fails before Prefect loads
+            settings = run_config.settings
+            if not dry_run:  # one run per --out: a second one stops here, before Prefect/LLM
+                held.enter_context(output_lock(run_config.inputs.out))
+            _preflight(opts, run_config)
+        except KgenrichError as err:
+            _fail(err)
+        _setup_logging(verbose, log_format)
+        from kgenrich.cli_flowrun import run_enrich
+        from kgenrich.cli_progress import progress_bars
+
+        try:
+            with progress_bars(log_format, console):
+                report, url = run_enrich(_inputs(run_config), settings)
+        except KgenrichError as err:
+            _fail(err)
+        _print_report(report)
+        _print_where(run_config.inputs.out, url)
+        problem = incomplete(report.extra["health"],
+                             max_failed_item_share=settings.max_failed_item_share)
+        if problem is not None:  # exit 3: the run ran but did not do its work
+            _fail(problem)
 
 
 #: `run`/`serve` options -> the setting each sets.
@@ -519,12 +533,14 @@ def query(
     store: Annotated[Path, typer.Argument(help="Graph store folder (Oxigraph).")],
     sparql: Annotated[str, typer.Argument(help="SPARQL query, or a file holding one.")],
     fmt: Annotated[QueryFormatChoice, typer.Option("--format", help="Output format.")] = "table",
+    allow_service: Annotated[bool, typer.Option(help="Let SERVICE clauses call other SPARQL "
+                                                "endpoints (off: no outbound request).")] = False,
 ) -> None:
     """Run SPARQL against a kgenrich graph store (prefixes kge:, kgr:, kgt:, rdf:, ... predeclared)."""
     from kgenrich.cli_query import query_command
 
     try:
-        code = query_command(store, sparql, _plain(fmt))
+        code = query_command(store, sparql, _plain(fmt), allow_service=allow_service)
     except KgenrichError as err:
         _fail(err)
     raise typer.Exit(code)
@@ -620,7 +636,7 @@ def main() -> None:  # pragma: no cover - console entry
         app()
     except KgenrichError as err:
         console.print(f"[bold red]error:[/] {err}")
-        sys.exit(2)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

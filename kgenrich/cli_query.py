@@ -1,7 +1,8 @@
 """Body of `kgenrich query` (CLI layer): run one SPARQL query on a graph store and print the result.
 
 SELECT rows, ASK's boolean or CONSTRUCT's triples go to stdout as a rich table, JSON or CSV.
-Errors are `KgenrichError`s (bad query, missing store) for the CLI to report.
+Errors are `KgenrichError`s (bad query, an update, SERVICE without --allow-service, a missing or
+empty store) for the CLI to report; a missing store is never created.
 """
 
 from __future__ import annotations
@@ -52,17 +53,18 @@ def rows_of(result: list[dict[str, str]] | bool | Graph) -> tuple[list[str], lis
     return cols, result
 
 
-def query_command(store: Path, sparql: str | Path, fmt: OutputFormat = "table") -> int:
-    """Run `sparql` (text or a .rq file) on the store at `store`; print it as `fmt`; return 0."""
+def query_command(
+    store: Path, sparql: str | Path, fmt: OutputFormat = "table", *, allow_service: bool = False
+) -> int:
+    """Run `sparql` (text or a .rq file) on the store at `store`, opened read-only; print it as
+    `fmt`; return 0. Updates are refused; so is SERVICE unless `allow_service`."""
     if fmt not in ("table", "json", "csv"):
         raise InputError(
             "unknown output format", field="format", expected="table | json | csv", got=str(fmt)
         )
-    if not store.is_dir():
-        raise InputError("no graph store here (build one with a run first)", file=str(store))
     text = read_sparql(sparql)
-    with GraphStore.open(store) as graph:
-        result = graph.query(text)
+    with GraphStore.open_existing(store) as graph:
+        result = graph.query(text, allow_service=allow_service)
     cols, rows = rows_of(result)
     if fmt == "json":
         payload: object = {"boolean": result} if isinstance(result, bool) else rows

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno as _errno
+
 
 class KgenrichError(Exception):
-    """Base class for every error kgenrich raises on purpose."""
+    """Base class for every error kgenrich raises on purpose. The CLI prints it on one line and
+    exits with `exit_code`."""
+
+    exit_code = 2  # a mistake in the inputs, the settings or the environment
 
 
 class InputError(KgenrichError):
@@ -86,3 +91,55 @@ class PushError(ExportError):
         self.status = status
         self.retryable = retryable
         super().__init__(message)
+
+
+class PathError(KgenrichError):
+    """The environment refused a path: it is a file where a folder must be, it is read-only, the
+    disk is full, or what it holds is corrupt. `path` names it; `reason` says what to fix."""
+
+    def __init__(self, message: str, *, path: str, reason: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {message}" + (f" ({reason})" if reason else ""))
+
+    @classmethod
+    def from_os_error(cls, err: OSError, *, path: str | None = None,
+                      doing: str = "cannot write") -> PathError:
+        """One line for an OSError: what was being done, the path, and the cause in words."""
+        where = path or (str(err.filename) if err.filename is not None else "?")
+        return cls(f"{doing}: {_OS_REASONS.get(err.errno or 0, err.strerror or str(err))}",
+                   path=where)
+
+
+class OutputLocked(PathError):
+    """Another live `kgenrich run` holds the output folder's lock. Names the holder."""
+
+    def __init__(self, *, path: str, holder: str) -> None:
+        self.holder = holder
+        super().__init__(f"output folder is in use by another run ({holder}); wait for it to "
+                         "finish or choose another --out", path=path)
+
+
+class RunIncomplete(KgenrichError):
+    """The run finished but did not do its work: no LLM answer came back at all, or more than
+    the allowed share of items failed. `summary` is the endpoint's error in one line."""
+
+    exit_code = 3  # the run ran but did not do its work: not a mistake to fix in the inputs
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        self.summary = summary
+        super().__init__(message + (f": {summary}" if summary else ""))
+
+
+# errno -> what it means for the user, for PathError.from_os_error.
+_OS_REASONS = {
+    _errno.ENOSPC: "no space left on the device (disk full)",
+    _errno.EDQUOT: "disk quota exceeded",
+    _errno.EROFS: "read-only file system",
+    _errno.EACCES: "permission denied",
+    _errno.EPERM: "permission denied",
+    _errno.ENOTDIR: "a file is in the way where a folder must be",
+    _errno.EEXIST: "a file is in the way where a folder must be",
+    _errno.EISDIR: "is a folder, not a file",
+    _errno.ENOENT: "no such file or folder",
+}

@@ -389,6 +389,12 @@ class Settings(BaseSettings):
         description="Items per LLM-stage task; each finished chunk is committed to the state "
         "store in one transaction, so a crashed run resumes after its last finished chunk.",
     )
+    max_failed_item_share: float = Field(
+        0.5, ge=0, le=1,
+        description="A run in which more than this share of the items its LLM stages had to "
+        "ask failed (they are retried next run) exits with code 3 instead of 0; so does a run "
+        "that got no LLM answer at all. 1 = never for failed items.",
+    )
 
     @model_validator(mode="after")
     def _push_needs_nquads(self) -> Settings:

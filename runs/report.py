@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kgenrich.kg.records import Entity, StageResult, StageStats, Triple
+from kgenrich.pipeline.llm.base import UsageTotals
 from kgenrich.pipeline.report import RunReport, build_report, render_markdown
 from kgenrich.pipeline.report_html import render_html
 from kgenrich.pipeline.verify import ReviewedVerification
 from kgenrich.runs.book import RunBook, Settled
 from kgenrich.runs.bookkeeping import render_markdown_section
 from kgenrich.runs.graph import BaseGraph
+from kgenrich.runs.health import HEALTH_KEY, run_health
 from kgenrich.runs.llm_stages import LLMStages
 from kgenrich.settings import Settings
 from kgenrich.verification.scorers import Scorer
@@ -46,7 +48,9 @@ def run_report(
     fit = StageResult[Any](stats=StageStats(seconds=float(scorer.metrics.get("seconds", 0.0))))
     stages: dict[str, StageResult[Any]] = {**graph.stages, **llm.results,
                                             "fit verifier": fit, "verify": verified.stage}
-    return build_report(
+    health = run_health(usage=llm.usage, runs=llm.runs, failures=settled.failures,
+                        items=len(graph.items))
+    report = build_report(
         book.run, stages, result.triples, wall_seconds=wall_seconds,
         extra={"llm model": f"{settings.llm.backend}:{settings.llm.model}",
                "verifier": scorer.summary(), "confidence combiner": verified.combiner_note,
@@ -56,7 +60,28 @@ def run_report(
                                                        chunk_size=settings.chunk_size),
                "failed items": len(settled.failed_items),
                "retracted items": [r.item_id for r in book.retracted],
+               HEALTH_KEY: health.as_dict(),
                **dict(verified.review_counts), **extra})
+    return with_client_usage(report, llm.usage)
+
+
+def with_client_usage(report: RunReport, usage: UsageTotals) -> RunReport:
+    """`report` with each LLM stage's calls, cache hits and tokens as the client counted them.
+
+    The client sees every request (retries, repairs, chunks that crashed or were retried by the
+    task runner); per-answer stage stats miss a chunk whose task failed."""
+    lines = []
+    for line in report.stages:
+        seen = usage.by_stage.get(line.stage)
+        if seen:
+            line = line.model_copy(update={
+                "llm_calls": seen["calls"], "cache_hits": seen["cache_hits"],
+                "prompt_tokens": seen["prompt_tokens"],
+                "completion_tokens": seen["completion_tokens"]})
+        lines.append(line)
+    totals = {**report.totals, **{key: sum(getattr(x, key) for x in lines) for key in (
+        "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")}}
+    return report.model_copy(update={"stages": lines, "totals": totals})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kgenrich.errors import InputError
+from kgenrich.errors import InputError, KgenrichError, PathError
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -93,35 +93,118 @@ class ChunkCommit:
     failed: Mapping[str, tuple[str, str]]  # item -> (fingerprint, error)
 
 
-class StateStore:
-    """Open with `StateStore.open(path)` (a context manager); `None` keeps it in memory."""
+_CORRUPT_HINT = ("delete it to start over (every item is asked again) or restore a copy")
+
+
+def state_error(err: sqlite3.Error, path: Path | None) -> KgenrichError:
+    """One line naming the state file for an SQLite error: disk full, read-only or corrupt."""
+    where = str(path) if path is not None else ":memory:"
+    text = str(err)
+    if "full" in text:
+        return PathError("cannot write the state store: no space left on the device (disk "
+                         "full)", path=where)
+    if "readonly" in text or "read-only" in text:
+        return PathError("cannot write the state store: read-only", path=where)
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return InputError(f"the state store is corrupt ({text}); {_CORRUPT_HINT}", file=where)
+    return PathError(f"state store error: {text}", path=where)
+
+
+# The file or the disk, not our SQL: a corrupt file (DatabaseError itself), a full or read-only
+# disk, a lock held too long (OperationalError). ProgrammingError and IntegrityError are bugs.
+_ENVIRONMENT = (sqlite3.OperationalError, sqlite3.DatabaseError)
+
+
+class _Guarded:
+    """The connection, with every SQLite error turned into one line naming the file."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self._conn = conn
+        self._path = path
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, tuple(params))
+        except _ENVIRONMENT as err:
+            if type(err) not in _ENVIRONMENT:  # a subclass: our bug, not the environment
+                raise
+            raise state_error(err, self._path) from err
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, rows)
+        except _ENVIRONMENT as err:
+            if type(err) not in _ENVIRONMENT:  # a subclass: our bug, not the environment
+                raise
+            raise state_error(err, self._path) from err
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _prepare(conn: sqlite3.Connection, path: Path | None) -> None:
+    """Set the journal up, create the schema, check its version and that the file is sound."""
+    try:
+        # WAL survives a killed process (committed = durable in the log); NORMAL sync is
+        # enough for that, only a power cut could lose the last commits.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise InputError("state store has another schema version", file=str(path),
+                             expected=str(SCHEMA_VERSION), got=str(row[0]))
+        # A half-overwritten file can pass the lines above; find it now, before any LLM call.
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.Error as err:
+        raise state_error(err, path) from err
+    except ValueError as err:  # a schema version that is no number
+        raise InputError(f"the state store is corrupt ({err}); {_CORRUPT_HINT}",
+                         file=str(path)) from err
+    if problems != ["ok"]:
+        raise InputError(f"the state store is corrupt ({'; '.join(problems)}); {_CORRUPT_HINT}",
+                         file=str(path))
+
+
+class StateStore:
+    """Open with `StateStore.open(path)` (a context manager); `None` keeps it in memory.
+
+    Every SQLite error (disk full, read-only, a corrupt file) is a `KgenrichError` naming the
+    file; `open` runs SQLite's quick check, so a half-overwritten file stops the run before
+    any LLM call."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self._conn = _Guarded(conn, path)
         self.path = path
 
     @classmethod
     def open(cls, path: Path | None) -> StateStore:
         if path is not None:
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise PathError("the state store is a folder, not a file", path=str(path))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PathError.from_os_error(err, path=str(path.parent),
+                                              doing="cannot create the state folder") from err
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per write.
             conn = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None,
                                    check_same_thread=False, timeout=30.0)
-            # WAL survives a killed process (committed = durable in the log); NORMAL sync is
-            # enough for that, only a power cut could lose the last commits.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise InputError("state store has another schema version", file=str(path),
-                                 expected=str(SCHEMA_VERSION), got=str(row[0]))
-        except sqlite3.DatabaseError as err:
-            raise InputError(f"cannot open the state store: {err}", file=str(path)) from err
+        except sqlite3.Error as err:
+            raise state_error(err, path) from err
+        try:
+            _prepare(conn, path)
+        except BaseException:
+            conn.close()
+            raise
         return cls(conn, path)
 
     def close(self) -> None:
@@ -135,14 +218,22 @@ class StateStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[_Guarded]:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): then a ROLLBACK
+            # would fail and hide the error that matters
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except KgenrichError:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     # ---- run log
 

@@ -31,7 +31,8 @@ class Fault:
     """What to send for one request instead of a normal completion."""
 
     status: int = 200
-    body: str | None = None  # raw body; None = a normal completion (after delay_s)
+    body: str | bytes | None = None  # raw body (bytes: sent as is, e.g. bad UTF-8); None = a
+    # normal completion (after delay_s)
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     delay_s: float = 0.0
@@ -159,8 +160,10 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output clean
 
-            def _send(self, status: int, body: str, content_type: str, **headers: str) -> None:
-                data = body.encode("utf-8")
+            def _send(
+                self, status: int, body: str | bytes, content_type: str, **headers: str
+            ) -> None:
+                data = body if isinstance(body, bytes) else body.encode("utf-8")
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)

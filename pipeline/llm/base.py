@@ -46,6 +46,7 @@ class LLMAnswer(Generic[T]):
     completion_tokens: int = 0
     cached: bool = False
     repaired: bool = False
+    calls: int = 0  # requests sent to the endpoint for it: retries, fallbacks, the repair
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,7 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failures: int = 0
+    answered: int = 0  # requests the endpoint answered (valid or not): 0 = nothing came back
     by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -37,6 +38,14 @@ BUDGET_EXHAUSTED = "budget exhausted"
 """`LLMAnswer.error` of every request refused because the run's budget is spent."""
 
 CACHE_VERSION = 1
+#: Longest answer parsed, in characters: a structured answer within `max_tokens` is far
+#: shorter, and a megabytes-long reply is garbage whose parsing would only cost time.
+MAX_ANSWER_CHARS = 1_000_000
+#: Deepest JSON nesting parsed: our schemas need a handful of levels, and 5,000 made
+#: `json.loads` raise RecursionError past the parser (and failed the whole chunk).
+MAX_JSON_DEPTH = 64
+#: Characters of a rejected answer kept in the cache, the answer record and the repair prompt.
+MAX_KEPT_RAW_CHARS = 4_000
 _STAGE_KEYS = (
     "calls",
     "cache_hits",
@@ -45,6 +54,7 @@ _STAGE_KEYS = (
     "failures",
     "repairs",
     "budget_skipped",
+    "answered",
 )
 
 
@@ -53,8 +63,13 @@ _STAGE_KEYS = (
 
 def _balanced_end(text: str, start: int) -> int:
     """Index just past the `}` closing the object opened at `text[start]`, or -1 if it never
-    closes. Braces inside JSON strings do not count."""
+    closes. Braces inside JSON strings do not count.
+
+    Raises:
+        LLMResponseError: objects and arrays nest deeper than `MAX_JSON_DEPTH`.
+    """
     depth = 0
+    nesting = 0  # objects and arrays, for the depth limit
     in_string = False
     escaped = False
     for i in range(start, len(text)):
@@ -68,12 +83,19 @@ def _balanced_end(text: str, start: int) -> int:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+        elif ch in "{[":
+            if ch == "{":
+                depth += 1
+            nesting += 1
+            if nesting > MAX_JSON_DEPTH:
+                raise LLMResponseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                                       raw=text[:MAX_KEPT_RAW_CHARS])
+        elif ch in "}]":
+            nesting = max(0, nesting - 1)
+            if ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
     return -1
 
 
@@ -101,11 +123,32 @@ def extract_json_object(raw: str) -> dict[str, Any]:
             value = json.loads(raw[start:end])
         except json.JSONDecodeError as err:
             last_error = err
+        except RecursionError:  # the depth check above should make this unreachable
+            raise LLMResponseError("JSON nested too deeply to parse", raw=raw) from None
         else:
             if isinstance(value, dict):
                 return value
         start = raw.find("{", end)
     raise LLMResponseError(f"malformed JSON: {last_error}", raw=raw)
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False when `text` holds lone surrogates (how undecodable bytes reach a str)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_raw(raw: str, *, limit: int | None = None) -> str:
+    """`raw` made safe to write as UTF-8 (lone surrogates become U+FFFD) and, with `limit`,
+    cut to that many characters with a note of how many were dropped."""
+    if not is_valid_unicode(raw):
+        raw = raw.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if limit is not None and len(raw) > limit:
+        raw = f"{raw[:limit]}... [{len(raw) - limit} more characters dropped]"
+    return raw
 
 
 def describe_validation_error(err: ValidationError, *, limit: int = 8) -> str:
@@ -126,8 +169,17 @@ def parse_answer(raw: str, schema: type[T]) -> T:
     Tolerates code fences, leading prose and trailing text.
 
     Raises:
-        LLMResponseError: no (complete, well-formed) JSON object, or it does not match `schema`.
+        LLMResponseError: no (complete, well-formed) JSON object, it does not match `schema`,
+            or the answer is hostile: longer than `MAX_ANSWER_CHARS`, nested deeper than
+            `MAX_JSON_DEPTH`, or not valid Unicode (lone surrogates from bad UTF-8).
     """
+    if len(raw) > MAX_ANSWER_CHARS:
+        raise LLMResponseError(
+            f"answer too large: {len(raw)} characters, more than {MAX_ANSWER_CHARS}",
+            raw=raw[:MAX_KEPT_RAW_CHARS],
+        )
+    if not is_valid_unicode(raw):
+        raise LLMResponseError("answer is not valid UTF-8 text", raw=storable_raw(raw))
     obj = extract_json_object(raw)
     try:
         return schema.model_validate(obj)
@@ -160,7 +212,8 @@ def repair_messages(
             "no prose, no code fences."
         ),
     }
-    return (*messages, {"role": "assistant", "content": bad_answer}, feedback)
+    echoed = storable_raw(bad_answer, limit=MAX_KEPT_RAW_CHARS)
+    return (*messages, {"role": "assistant", "content": echoed}, feedback)
 
 
 def cache_key(
@@ -279,6 +332,7 @@ class RawReply:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    requests: int = 1  # sent to the endpoint for this reply: retries and fallbacks included
 
 
 @dataclass
@@ -293,7 +347,12 @@ class BaseLLM(ABC):
 
     `complete` never raises for endpoint or answer failures: it returns an `LLMAnswer` whose
     `error` says what went wrong, and the failure is counted. Cache hits cost no budget.
+    Usage counts every request sent: a backend that retries or falls back within one raw call
+    sets `counts_requests` and calls `_request_sent()` per request; otherwise one raw call is
+    one request.
     """
+
+    counts_requests = False
 
     def __init__(
         self,
@@ -317,6 +376,7 @@ class BaseLLM(ABC):
         self._lock = threading.Lock()
         self._usage = BackendUsage()
         self._progress: dict[str, _Progress] = {}
+        self._sent = threading.local()  # requests sent by the raw call running in this thread
 
     # ---- the one thing a backend implements
 
@@ -335,6 +395,10 @@ class BaseLLM(ABC):
         Raises:
             LLMError: the endpoint failed (after the backend's own retries).
         """
+
+    def _request_sent(self) -> None:
+        """Note one request sent to the endpoint (for backends with `counts_requests`)."""
+        self._sent.n = getattr(self._sent, "n", 0) + 1
 
     # ---- the protocol
 
@@ -443,6 +507,7 @@ class BaseLLM(ABC):
         if not self._reserve_call(request.stage):
             self._count(request.stage, failures=1, budget_skipped=1)
             return LLMAnswer(value=None, error=BUDGET_EXHAUSTED, model=self._model)
+        self._sent.n = 0
         try:
             with self._slots:
                 reply = self._raw_call(
@@ -453,17 +518,25 @@ class BaseLLM(ABC):
                     max_tokens=request.max_tokens,
                 )
         except LLMError as err:
-            self._count(request.stage, failures=1)
+            sent = self._requests_sent()
+            # the reservation counted one call; the endpoint saw `sent` (0 with the breaker open)
+            self._count(request.stage, failures=1, calls=sent - 1)
             logger.warning(
                 "LLM call failed (stage=%s item=%s): %s", request.stage, request.item_id, err
             )
-            return LLMAnswer(value=None, error=str(err), model=self._model)
+            return LLMAnswer(value=None, error=str(err), model=self._model, calls=sent)
+        sent = self._requests_sent()
         self._count(
             request.stage,
+            calls=sent - 1,
+            answered=1,
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens,
         )
-        return reply
+        return dataclasses.replace(reply, requests=sent)
+
+    def _requests_sent(self) -> int:
+        return int(getattr(self._sent, "n", 0)) if self.counts_requests else 1
 
     def _repair(
         self,
@@ -482,11 +555,12 @@ class BaseLLM(ABC):
             # endpoint failure or budget: not cached, the next run tries again
             return LLMAnswer(
                 value=None,
-                raw=first.text,
+                raw=storable_raw(first.text, limit=MAX_KEPT_RAW_CHARS),
                 error=second.error,
                 model=self._model,
                 prompt_tokens=first.prompt_tokens,
                 completion_tokens=first.completion_tokens,
+                calls=first.requests + second.calls,
             )
         self._count(request.stage, repairs=1)
         try:
@@ -513,7 +587,10 @@ class BaseLLM(ABC):
         same input the model would say the same again, and a re-run must make zero calls."""
         prompt_tokens = sum(r.prompt_tokens for r in replies)
         completion_tokens = sum(r.completion_tokens for r in replies)
+        calls = sum(r.requests for r in replies)
         if error is not None:
+            # a rejected answer is kept for the record only: bounded, and writable as UTF-8
+            raw = storable_raw(raw, limit=MAX_KEPT_RAW_CHARS)
             self._count(request.stage, failures=1)
             logger.warning(
                 "LLM answer rejected (stage=%s item=%s): %s", request.stage, request.item_id, error
@@ -542,6 +619,7 @@ class BaseLLM(ABC):
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             repaired=repaired,
+            calls=calls,
         )
 
     def _from_cache(self, key: str, request: LLMRequest[T]) -> LLMAnswer[T] | None:

@@ -235,6 +235,8 @@ class OpenAICompatibleLLM(BaseLLM):
     in the settings only (`make_llm` passes the section's values).
     """
 
+    counts_requests = True  # every retry and format fallback is a request in the usage
+
     def __init__(
         self,
         *,
@@ -384,6 +386,7 @@ class OpenAICompatibleLLM(BaseLLM):
                 )
             retry_after: float | None = None
             try:
+                self._request_sent()
                 completion = client.chat.completions.create(**kwargs)
                 if not isinstance(completion, ChatCompletion):
                     raise _MalformedBody(f"not a chat completion: {str(completion)[:200]!r}")
@@ -411,7 +414,10 @@ class OpenAICompatibleLLM(BaseLLM):
             except openai.APIConnectionError as err:
                 self._breaker.record_failure()
                 problem = f"connection error: {self._scrub(str(err.__cause__ or err))[:300]}"
-            except (json.JSONDecodeError, _MalformedBody) as err:
+            except (ValueError, RecursionError, openai.APIResponseValidationError,
+                    _MalformedBody) as err:
+                # ValueError covers bodies that are not JSON or not UTF-8; RecursionError a body
+                # nested thousands deep: both are the reply's fault, never the chunk's
                 self._breaker.record_failure()
                 problem = f"malformed response body: {self._scrub(str(err))[:300]}"
             else:
