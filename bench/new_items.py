@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                                   hide_fraction=args.hide_fraction, seed=seed)
         is_new = split.is_new(data.ratings[:, 1])
         split_stats.append({
-            "new_items": int(split.new_items.size), "eligible_items": int(split.eligible_items.size),
+            "new_items": int(split.new_items.size),
+            "eligible_items": int(split.eligible_items.size),
             "new_rows": int(is_new.sum()), "test_rows": int(split.split.test.size),
             "test_new_rows": int(is_new[split.split.test].sum()),
             "hidden_groups": int(hidden.hidden_groups.shape[0]),

@@ -73,6 +73,12 @@ def item_neighbours(kg: np.ndarray, *, n_items: int) -> Neighbours:
 class KGItemNet(nn.Module):
     """The network of the module docstring; ``warm`` marks items with training rows."""
 
+    # Buffers (register_buffer), typed for mypy.
+    warm: torch.Tensor
+    bag_entities: torch.Tensor
+    bag_offsets: torch.Tensor
+    bag_weights: torch.Tensor
+
     def __init__(
         self,
         *,
