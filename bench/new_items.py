@@ -52,8 +52,17 @@ logger = logging.getLogger("bench.new_items")
 
 DATA = harness.ROOT.parent / "shared" / "data" / "movielens-100k"
 NAMES = {"a": "(a) no KG", "b": "(b) full KG", "c": "(c) hidden KG",
-         "r": "(r) random KG, same degrees"}
-PAIRS = ("b-a", "b-c", "c-a", "b-r", "r-a")
+         "r": "(r) random KG, same degrees",
+         "b_mean": "(b) ablation: one mean over all neighbours",
+         "c_mean": "(c) ablation: one mean over all neighbours",
+         "b_nodrop": "(b) ablation: no id dropout"}
+# Ablations: the KG of a base variant, its tuned hyperparameters, one field changed.
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "b_mean": ("b", {"aggregation": "mean"}),
+    "c_mean": ("c", {"aggregation": "mean"}),
+    "b_nodrop": ("b", {"id_dropout": 0.0}),
+}
+PAIRS = ("b-a", "b-c", "c-a", "b-r", "r-a", "b-b_mean", "c-c_mean", "b-b_nodrop")
 # The validation grid each variant picks from (tune seed only).
 GRID: dict[str, tuple[float, ...]] = {"weight_decay": (1e-5, 3e-5, 1e-4),
                                       "id_dropout": (0.0, 0.25, 0.5)}
@@ -72,7 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tune-seed", type=int, default=0,
                    help="split seed whose validation rows choose each variant's hyperparameters")
     p.add_argument("--no-tune", action="store_true", help="use KGItemParams' defaults")
-    p.add_argument("--variants", default="a,b,c,r")
+    p.add_argument("--variants", default="a,b,c,r",
+                   help="of a,b,c,r and the ablations b_mean,c_mean,b_nodrop")
     p.add_argument("--hide-fraction", type=float, default=0.5)
     p.add_argument("--new-fraction", type=float, default=0.2)
     p.add_argument("--min-positives", type=int, default=5)
@@ -219,6 +229,10 @@ def markdown(rep: dict[str, Any]) -> str:
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}"
         lines.append(f"| {NAMES[v]} | {row['triples']:.0f} | **{ms('auc_new')}** | "
                      f"{ms('acc_new')} | {ms('auc_all')} | {ms('acc_all')} | {ms('auc_warm')} |")
+    lines += ["", "Hyperparameters chosen on validation: " + "; ".join(
+        f"{v}: weight_decay={row['params']['weight_decay']:g}, "
+        f"id_dropout={row['params']['id_dropout']:g}, aggregation={row['params']['aggregation']}"
+        for v, row in rep["variants"].items()) + "."]
     lines += ["", "## Paired differences over seeds (mean [95% t-interval])", "",
               "| pair | AUC new items | ACC new items | AUC all rows | ACC all rows |",
               "|---|---|---|---|---|"]
@@ -226,6 +240,13 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {pair} | **{fmt_ci(rep['paired'][pair])}** | "
                      f"{fmt_ci(rep['paired_acc_new'][pair])} | "
                      f"{fmt_ci(rep['paired_all'][pair])} | {fmt_ci(rep['paired_acc_all'][pair])} |")
+    lines += [""]
+    for pair, p in rep["paired"].items():
+        lo, hi = p["ci95"]
+        verdict = ("above zero" if lo > 0 else "below zero" if hi < 0
+                   else "not distinguishable from zero")
+        lines.append(f"- {pair} on new items' AUC: {p['mean']:+.4f}, 95% CI [{lo:+.4f}, "
+                     f"{hi:+.4f}]: {verdict}.")
     lines += ["", "Per seed, AUC on new items:", "",
               "| variant | " + " | ".join(str(s) for s in rep["seeds"]) + " |",
               "|---|" + "---|" * len(rep["seeds"])]
@@ -271,10 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     changes = {k: v for k, v in {"n_epoch": args.epochs, "dim": args.dim}.items() if v}
     base = dataclasses.replace(base, **changes)
     t_train = time.perf_counter()
+    bases = [v for v in variants if v not in ABLATIONS]
+    if missing := {ABLATIONS[v][0] for v in variants if v in ABLATIONS} - set(bases):
+        raise SystemExit(f"ablations need their base variants too: {sorted(missing)}")
     if args.no_tune:
-        chosen, tuning = {v: base for v in variants}, []
+        chosen, tuning = {v: base for v in bases}, []
     else:
-        chosen, tuning = tune(data, kg.rows, args, base, variants)
+        chosen, tuning = tune(data, kg.rows, args, base, bases)
+    for v in variants:
+        if v in ABLATIONS:
+            of, change = ABLATIONS[v]
+            chosen[v] = dataclasses.replace(chosen[of], **change)
 
     runs: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in variants}
     split_stats: list[dict[str, Any]] = []
@@ -295,10 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             "hidden_by_relation": dict(Counter(kg.relations[r] for r in hidden.hidden[:, 1])),
         })
         for v in variants:
-            r = train_kgitem(with_kg(data, kg=kgs[v]), split=split.split,
+            r = train_kgitem(with_kg(data, kg=kgs[ABLATIONS.get(v, (v, {}))[0]]),
+                             split=split.split,
                              new_items=split.new_items, params=chosen[v], seed=seed)
-            runs[v][seed] = run_row(r, int(kgs[v].shape[0]))
-            print(f"seed {seed} {NAMES[v]:28s} AUC new {r.test_new.auc:.4f} ACC new "
+            runs[v][seed] = run_row(r, int(kgs[ABLATIONS.get(v, (v, {}))[0]].shape[0]))
+            print(f"seed {seed} {v:8s} AUC new {r.test_new.auc:.4f} ACC new "
                   f"{r.test_new.acc:.4f} | AUC all {r.test_all.auc:.4f} ACC all "
                   f"{r.test_all.acc:.4f} | warm {r.test_warm.auc:.4f} (epoch {r.best_epoch}, "
                   f"{r.seconds:.1f}s)", flush=True)

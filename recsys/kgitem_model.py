@@ -54,19 +54,23 @@ class Neighbours:
         return int(self.indptr.size - 1)
 
 
-def item_neighbours(kg: np.ndarray, *, n_items: int) -> Neighbours:
+def item_neighbours(kg: np.ndarray, *, n_items: int, per_relation: bool) -> Neighbours:
     """The bags of :class:`Neighbours` from KG rows ``(head, relation, tail)``.
 
     Only rows whose head is an item (``head < n_items``) count; duplicate rows count once.
+    ``per_relation=False`` (the ablation) weighs every neighbour ``1 / |N(i)|`` instead: one
+    mean over all relations.
     """
     k = np.unique(np.asarray(kg, dtype=np.int64).reshape(-1, 3), axis=0)
     k = k[k[:, 0] < n_items]
     # np.unique sorted rows by (head, relation, tail): groups are contiguous.
     _, group_of, group_size = np.unique(k[:, :2], axis=0, return_inverse=True,
                                         return_counts=True)
-    weights = (1.0 / group_size[group_of.reshape(-1)]).astype(np.float32)
+    degree = np.bincount(k[:, 0], minlength=n_items)
+    size = group_size[group_of.reshape(-1)] if per_relation else degree[k[:, 0]]
+    weights = (1.0 / size).astype(np.float32)
     indptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(np.bincount(k[:, 0], minlength=n_items), out=indptr[1:])
+    np.cumsum(degree, out=indptr[1:])
     return Neighbours(indptr=indptr, entities=k[:, 2].copy(), weights=weights)
 
 

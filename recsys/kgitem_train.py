@@ -128,7 +128,10 @@ def train_kgitem(
         torch.manual_seed(seed)
         net = KGItemNet(
             n_users=data.n_users, n_items=data.n_items, n_entities=data.n_entities,
-            neighbours=item_neighbours(data.kg, n_items=data.n_items), warm=warm,
+            neighbours=item_neighbours(
+                data.kg, n_items=data.n_items,
+                per_relation=params.aggregation == "relation_mean"),
+            warm=warm,
             params=params, seed=seed,
         )
         optimizer = torch.optim.Adam(net.parameters(), lr=params.lr,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 ItemUpdateMode = Literal["replace", "plus", "replace_transform", "plus_transform"]
+Aggregation = Literal["relation_mean", "mean"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class KGItemParams:
     it must for a new item (DropoutNet, Volkovs et al., NeurIPS 2017).  ``weight_decay`` is
     Adam's (coupled) L2 term over all parameters; a row no gradient reaches stays zero.
     Defaults: chosen on the validation rows of MovieLens-100K's new-item split, seed 0
-    (``bench/new_items.py``).
+    (``bench/new_items.py``).  ``aggregation``: ``"relation_mean"`` sums one mean per
+    relation, ``"mean"`` takes one mean over all of an item's neighbours (the ablation).
     """
 
     dim: int = 32
@@ -84,7 +86,8 @@ class KGItemParams:
     weight_decay: float = 3e-5
     batch_size: int = 1024
     n_epoch: int = 12
-    id_dropout: float = 0.5
+    id_dropout: float = 0.25
+    aggregation: Aggregation = "relation_mean"
     eval_batch_size: int = 16384
 
     def __post_init__(self) -> None:
@@ -96,3 +99,6 @@ class KGItemParams:
                              f"{self.weight_decay}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must lie in [0, 1), got {self.id_dropout}")
+        if self.aggregation not in get_args(Aggregation):
+            raise ValueError(f"aggregation must be one of {get_args(Aggregation)}, "
+                             f"got {self.aggregation!r}")

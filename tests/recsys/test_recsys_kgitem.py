@@ -42,7 +42,7 @@ def _new_item_split(ratings: np.ndarray) -> Split:
 def _net(kg: np.ndarray, *, warm: np.ndarray | None = None, seed: int = 0) -> KGItemNet:
     return KGItemNet(
         n_users=5, n_items=N_ITEMS, n_entities=N_ITEMS + 2,
-        neighbours=item_neighbours(kg, n_items=N_ITEMS),
+        neighbours=item_neighbours(kg, n_items=N_ITEMS, per_relation=True),
         warm=np.ones(N_ITEMS, dtype=bool) if warm is None else warm,
         params=KGItemParams(dim=4), seed=seed,
     )
@@ -50,11 +50,13 @@ def _net(kg: np.ndarray, *, warm: np.ndarray | None = None, seed: int = 0) -> KG
 
 def test_neighbour_weights_are_a_mean_per_relation_summed_over_relations() -> None:
     kg = np.array([(0, 0, 10), (0, 0, 11), (0, 1, 12), (2, 0, 10), (0, 0, 10)])  # a duplicate
-    nb = item_neighbours(kg, n_items=3)
+    nb = item_neighbours(kg, n_items=3, per_relation=True)
     assert nb.indptr.tolist() == [0, 3, 3, 4]
     assert nb.entities[:3].tolist() == [10, 11, 12]
     assert nb.weights[:3].tolist() == [0.5, 0.5, 1.0]  # the duplicate row counts once
     assert nb.weights[3] == 1.0
+    flat = item_neighbours(kg, n_items=3, per_relation=False)
+    assert flat.weights.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0])
 
 
 def test_forward_gives_one_logit_per_row() -> None:
