@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-tune", action="store_true", help="use KGItemParams' defaults")
     p.add_argument("--variants", default="a,b,c,r",
                    help="of a,b,c,r and the ablations b_mean,c_mean,b_nodrop")
+    p.add_argument("--relation-value", action="store_true",
+                   help="add, per relation, (b) with that relation removed for new items")
     p.add_argument("--hide-fraction", type=float, default=0.5)
     p.add_argument("--new-fraction", type=float, default=0.2)
     p.add_argument("--min-positives", type=int, default=5)
@@ -156,7 +159,7 @@ def tune(data: RippleData, kg: np.ndarray, args: argparse.Namespace, base: KGIte
                 best = (r.valid_all.auc, params)
         assert best is not None
         chosen[v] = best[1]
-        print(f"tune {NAMES[v]}: " + ", ".join(f"{k}={getattr(best[1], k)}" for k in keys)
+        print(f"tune {v}: " + ", ".join(f"{k}={getattr(best[1], k)}" for k in keys)
               + f" (valid AUC {best[0]:.4f})", flush=True)
     return chosen, rows
 
@@ -214,7 +217,17 @@ def markdown(rep: dict[str, Any]) -> str:
         f"({s['hidden_groups']:g} of {s['new_item_groups']:g} groups, {s['hidden_triples']:g} "
         f"triples: the answer key; by relation {s['hidden_by_relation']}).",
         "",
-        f"Model: `recsys.kgitem_model.KGItemNet`; selection: {KGITEM_SELECTION}; "
+        "ACC is accuracy at a threshold chosen on validation rows of the same set; "
+        f"{s['test_new_positive_share']:.1%} of the new items' test rows are positives, so "
+        "always predicting 'likes' scores that much ACC there.",
+        "",
+        "Model: `recsys.kgitem_model.KGItemNet`, matrix factorisation whose item vector is "
+        "its own id embedding plus, per relation, the mean embedding of its KG neighbours "
+        "(summed over relations), and whose item bias likewise adds the neighbours' mean "
+        "biases; a new item has no trained id embedding, so it is scored from its neighbours, "
+        "which warm items trained. A random `id_dropout` share of training rows is scored "
+        "from the neighbours alone. "
+        f"Selection: {KGITEM_SELECTION}; "
         f"hyperparameters per variant from the validation grid {GRID} on split seed "
         f"{rep['tune_seed']} (not evaluated). Seeds {rep['seeds']}.",
         "",
@@ -227,7 +240,8 @@ def markdown(rep: dict[str, Any]) -> str:
     for v, row in rep["variants"].items():
         def ms(key: str, row: Mapping[str, Any] = row) -> str:
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}"
-        lines.append(f"| {NAMES[v]} | {row['triples']:.0f} | **{ms('auc_new')}** | "
+        label = rep["names"].get(v, v)
+        lines.append(f"| {label} | {row['triples']:.0f} | **{ms('auc_new')}** | "
                      f"{ms('acc_new')} | {ms('auc_all')} | {ms('acc_all')} | {ms('auc_warm')} |")
     lines += ["", "Hyperparameters chosen on validation: " + "; ".join(
         f"{v}: weight_decay={row['params']['weight_decay']:g}, "
@@ -251,8 +265,8 @@ def markdown(rep: dict[str, Any]) -> str:
               "| variant | " + " | ".join(str(s) for s in rep["seeds"]) + " |",
               "|---|" + "---|" * len(rep["seeds"])]
     for v, row in rep["variants"].items():
-        lines.append(f"| {NAMES[v]} | " + " | ".join(f"{x:.4f}" for x in row["auc_new_per_seed"])
-                     + " |")
+        per_seed = " | ".join(f"{x:.4f}" for x in row["auc_new_per_seed"])
+        lines.append(f"| {rep['names'].get(v, v)} | {per_seed} |")
     if rep.get("ripplenet"):
         rn = rep["ripplenet"]
         lines += ["", f"## RippleNet on the same splits (preset movie, "
@@ -260,7 +274,8 @@ def markdown(rep: dict[str, Any]) -> str:
                   "| variant | seed | AUC all rows | AUC new items |", "|---|---|---|---|"]
         for v, by in rn["runs"].items():
             for seed, r in by.items():
-                lines.append(f"| {NAMES[v]} | {seed} | {r['auc_all']:.4f} | {r['auc_new']:.4f} |")
+                lines.append(f"| {rep['names'].get(v, v)} | {seed} | {r['auc_all']:.4f} | "
+                             f"{r['auc_new']:.4f} |")
     lines += ["", "## Validation grid (tune seed)", "",
               "| variant | weight_decay | id_dropout | valid AUC all | valid AUC new | epoch |",
               "|---|---|---|---|---|---|"]
@@ -286,14 +301,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(variants) - NAMES.keys():
         raise SystemExit(f"unknown variants {sorted(unknown)}; known: {sorted(NAMES)}")
     data, kg, counts = load(args)
+    names = dict(NAMES)
+    pairs = list(PAIRS)
+    # What each relation is worth to new items: (b) minus that relation at new items only.
+    drops = {f"b_no_{rel}": j for j, rel in enumerate(kg.relations)} if args.relation_value \
+        else {}
+    for v, j in drops.items():
+        names[v] = f"(b) without new items' {kg.relations[j]}"
+        pairs.append(f"b-{v}")
+        variants.append(v)
     print(f"{data.n_users} users, {data.n_items} items, {data.ratings.shape[0]} rows; "
           f"KG {kg.rows.shape[0]} triples, {kg.n_entities} entities", flush=True)
     base = KGItemParams()
     changes = {k: v for k, v in {"n_epoch": args.epochs, "dim": args.dim}.items() if v}
     base = dataclasses.replace(base, **changes)
     t_train = time.perf_counter()
-    bases = [v for v in variants if v not in ABLATIONS]
-    if missing := {ABLATIONS[v][0] for v in variants if v in ABLATIONS} - set(bases):
+    bases = [v for v in variants if v not in ABLATIONS and v not in drops]
+    needed = {ABLATIONS[v][0] for v in variants if v in ABLATIONS} | ({"b"} if drops else set())
+    if missing := needed - set(bases):
         raise SystemExit(f"ablations need their base variants too: {sorted(missing)}")
     if args.no_tune:
         chosen, tuning = {v: base for v in bases}, []
@@ -303,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         if v in ABLATIONS:
             of, change = ABLATIONS[v]
             chosen[v] = dataclasses.replace(chosen[of], **change)
+        elif v in drops:
+            chosen[v] = chosen["b"]
 
     runs: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in variants}
     split_stats: list[dict[str, Any]] = []
@@ -313,11 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         kgs, hidden = kg_variants(kg.rows, new_items=split.new_items,
                                   hide_fraction=args.hide_fraction, seed=seed)
         is_new = split.is_new(data.ratings[:, 1])
+        at_new = split.is_new(kg.rows[:, 0])
+        for v, j in drops.items():
+            kgs[v] = kg.rows[~(at_new & (kg.rows[:, 1] == j))]
         split_stats.append({
             "new_items": int(split.new_items.size),
             "eligible_items": int(split.eligible_items.size),
             "new_rows": int(is_new.sum()), "test_rows": int(split.split.test.size),
             "test_new_rows": int(is_new[split.split.test].sum()),
+            "test_new_positive_share": float(
+                data.ratings[split.split.test[is_new[split.split.test]], 2].mean()),
             "hidden_groups": int(hidden.hidden_groups.shape[0]),
             "new_item_groups": hidden.n_groups, "hidden_triples": int(hidden.hidden.shape[0]),
             "hidden_by_relation": dict(Counter(kg.relations[r] for r in hidden.hidden[:, 1])),
@@ -327,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                              split=split.split,
                              new_items=split.new_items, params=chosen[v], seed=seed)
             runs[v][seed] = run_row(r, int(kgs[ABLATIONS.get(v, (v, {}))[0]].shape[0]))
-            print(f"seed {seed} {v:8s} AUC new {r.test_new.auc:.4f} ACC new "
+            print(f"seed {seed} {v:10s} AUC new {r.test_new.auc:.4f} ACC new "
                   f"{r.test_new.acc:.4f} | AUC all {r.test_all.auc:.4f} ACC all "
                   f"{r.test_all.acc:.4f} | warm {r.test_warm.auc:.4f} (epoch {r.best_epoch}, "
                   f"{r.seconds:.1f}s)", flush=True)
@@ -345,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def paired(key: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for pair in PAIRS:
+        for pair in pairs:
             x, y = pair.split("-")
             if x in runs and y in runs:
                 out[pair] = t_interval([runs[x][s][key] - runs[y][s][key] for s in seeds])
@@ -364,15 +396,17 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": "new-items",
         "command": " ".join(["nice -n 10 .venv/bin/python bench/new_items.py",
                              *(argv if argv is not None else sys.argv[1:])]),
+        "names": {v: names[v] for v in variants},
         "seeds": seeds, "tune_seed": args.tune_seed, "hide_fraction": args.hide_fraction,
         "new_fraction": args.new_fraction, "min_positives": args.min_positives,
-        "data": {"interactions": str(args.interactions), "seed_kg": str(args.seed_kg),
+        "data": {"interactions": os.path.relpath(args.interactions, harness.ROOT),
+                 "seed_kg": os.path.relpath(args.seed_kg, harness.ROOT),
                  "rating_threshold": args.rating_threshold, "n_users": data.n_users,
                  "n_items": data.n_items, "n_rows": int(data.ratings.shape[0]),
                  "kg_triples": int(kg.rows.shape[0]), "n_entities": kg.n_entities,
                  "kg_by_relation": dict(Counter(kg.relations[r] for r in kg.rows[:, 1])),
                  **counts},
-        "split": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in split_mean.items()},
+        "split": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in split_mean.items()},
         "split_per_seed": split_stats,
         "variants": {v: summary(v) for v in variants},
         "paired": paired("auc_new"), "paired_acc_new": paired("acc_new"),
