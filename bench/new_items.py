@@ -7,14 +7,16 @@ validation/test (half each), the other rows are split 6:2:2.  KG variants on ide
 (a) no KG, (b) full KG, (c) hidden KG (for new items a seeded `--hide-fraction` of their
 (item, relation) groups removed), (r) knowledge-free control: the full KG with every tail
 swapped with a random tail of the same relation (each item keeps its degree per relation, each
-tail its degree).  Model: `recsys.kgitem_model.KGItemNet` (an item = its own id embedding plus
+tail its degree), (r_new) the same swap among the new items' triples only.
+Model: `recsys.kgitem_model.KGItemNet` (an item = its own id embedding plus
 the per-relation mean of its KG neighbours' embeddings; a new item has only the latter).
 
 Hyperparameters are chosen per variant on the validation rows of `--tune-seed` (not one of the
 evaluated seeds); each run's epoch by its own validation AUC (all rows); ACC thresholds on
 validation rows.  Test rows are scored once.  Paired differences over seeds get a t-interval.
 
-    nice -n 10 .venv/bin/python bench/new_items.py --seeds 1,2,3,4,5 --out reports/new_items.json
+    nice -n 10 .venv/bin/python bench/new_items.py --seeds 1,2,3,4,5 \
+        --variants a,b,c,r,r_new,b_mean,c_mean,b_nodrop --relation-value --ripplenet-seeds 1,2,3
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ logger = logging.getLogger("bench.new_items")
 DATA = harness.ROOT.parent / "shared" / "data" / "movielens-100k"
 NAMES = {"a": "(a) no KG", "b": "(b) full KG", "c": "(c) hidden KG",
          "r": "(r) random KG, same degrees",
+         "r_new": "(r_new) random tails at new items only",
          "b_mean": "(b) ablation: one mean over all neighbours",
          "c_mean": "(c) ablation: one mean over all neighbours",
          "b_nodrop": "(b) ablation: no id dropout"}
@@ -63,7 +66,8 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "c_mean": ("c", {"aggregation": "mean"}),
     "b_nodrop": ("b", {"id_dropout": 0.0}),
 }
-PAIRS = ("b-a", "b-c", "c-a", "b-r", "r-a", "b-b_mean", "c-c_mean", "b-b_nodrop")
+PAIRS = ("b-a", "b-c", "c-a", "b-r", "r-a", "b-r_new", "r_new-a", "b-b_mean", "c-c_mean",
+         "b-b_nodrop")
 # The validation grid each variant picks from (tune seed only).
 GRID: dict[str, tuple[float, ...]] = {"weight_decay": (1e-5, 3e-5, 1e-4),
                                       "id_dropout": (0.0, 0.25, 0.5)}
@@ -82,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tune-seed", type=int, default=0,
                    help="split seed whose validation rows choose each variant's hyperparameters")
     p.add_argument("--no-tune", action="store_true", help="use KGItemParams' defaults")
-    p.add_argument("--variants", default="a,b,c,r",
-                   help="of a,b,c,r and the ablations b_mean,c_mean,b_nodrop")
+    p.add_argument("--variants", default="a,b,c,r,r_new",
+                   help="of a,b,c,r,r_new and the ablations b_mean,c_mean,b_nodrop")
     p.add_argument("--relation-value", action="store_true",
                    help="add, per relation, (b) with that relation removed for new items")
     p.add_argument("--hide-fraction", type=float, default=0.5)

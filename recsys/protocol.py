@@ -8,7 +8,8 @@ rows follow RippleNet's random 6:2:2 split (:func:`recsys.data.split_indices`'s 
 
 KG variants on one split: (a) no KG, (b) the full KG, (c) the hidden KG: for new items a seeded
 ``hide_fraction`` of their (item, relation) groups is removed whole, and the removed triples are
-returned as the answer key; (r) a knowledge-free control with the same degrees.
+returned as the answer key; (r) a knowledge-free control with the same degrees, over the whole
+KG, and (r_new) the same at new items only (warm items keep their true links).
 """
 
 from __future__ import annotations
@@ -129,9 +130,10 @@ def hide_groups(
                     hidden_groups=hidden_groups.reshape(-1, 2), n_groups=int(groups.shape[0]))
 
 
-def shuffle_tails(kg: np.ndarray, *, seed: int) -> np.ndarray:
+def shuffle_tails(kg: np.ndarray, *, seed: int, heads: np.ndarray | None = None) -> np.ndarray:
     """The knowledge-free control: every tail is swapped with a random tail of the same
-    relation (a permutation of the tails within each relation).
+    relation (a permutation of the tails within each relation), among the rows whose head is in
+    ``heads`` (``None``: all rows); other rows are unchanged.
 
     Each head keeps its number of triples per relation, each tail its degree per relation, and
     the entity set stays the same, so a model sees as many neighbours and parameters as with the
@@ -139,8 +141,9 @@ def shuffle_tails(kg: np.ndarray, *, seed: int) -> np.ndarray:
     """
     k = np.array(kg, dtype=np.int64).reshape(-1, 3)
     rng = _rng(seed, _SHUFFLE_STREAM)
-    for rel in np.unique(k[:, 1]):
-        rows = np.flatnonzero(k[:, 1] == rel)
+    chosen = np.ones(k.shape[0], dtype=bool) if heads is None else np.isin(k[:, 0], heads)
+    for rel in np.unique(k[chosen, 1]):
+        rows = np.flatnonzero(chosen & (k[:, 1] == rel))
         k[rows, 2] = k[rng.permutation(rows), 2]
     return k
 
@@ -151,7 +154,8 @@ def kg_variants(
     """The KG of every variant on one split, and the hidden variant's answer key.
 
     ``"a"``: no KG (empty), ``"b"``: ``kg``, ``"c"``: ``kg`` with new items' groups hidden,
-    ``"r"``: :func:`shuffle_tails` of ``kg`` (same degrees as ``"b"``, no knowledge).
+    ``"r"``: :func:`shuffle_tails` of ``kg`` (same degrees as ``"b"``, no knowledge);
+    ``"r_new"``: the new items' triples shuffled among themselves, the rest as ``"b"``.
     """
     k = np.asarray(kg, dtype=np.int64).reshape(-1, 3)
     hidden = hide_groups(k, items=new_items, hide_fraction=hide_fraction, seed=seed)
@@ -160,6 +164,7 @@ def kg_variants(
         "b": k,
         "c": hidden.kept,
         "r": shuffle_tails(k, seed=seed),
+        "r_new": shuffle_tails(k, seed=seed, heads=new_items),
     }, hidden
 
 

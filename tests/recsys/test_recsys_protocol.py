@@ -127,6 +127,18 @@ def test_shuffle_keeps_degrees_per_relation_and_changes_links() -> None:
     assert (s[:, 2] != kg[:, 2]).mean() > 0.3
 
 
+def test_shuffle_at_some_heads_leaves_the_other_rows_alone() -> None:
+    kg = _kg()
+    heads = np.arange(0, 30, 2)
+    s = shuffle_tails(kg, seed=4, heads=heads)
+    at = np.isin(kg[:, 0], heads)
+    assert np.array_equal(s[~at], kg[~at])
+    for rel in range(3):
+        rows = at & (kg[:, 1] == rel)
+        assert np.array_equal(np.sort(s[rows, 2]), np.sort(kg[rows, 2]))
+    assert (s[at, 2] != kg[at, 2]).any()
+
+
 def test_kg_variants_share_one_answer_key() -> None:
     kg = _kg()
     new = np.array([1, 2, 5, 8])
@@ -136,6 +148,8 @@ def test_kg_variants_share_one_answer_key() -> None:
     assert np.array_equal(kgs["c"], hidden.kept)
     assert kgs["c"].shape[0] + hidden.hidden.shape[0] == kg.shape[0]
     assert kgs["r"].shape == kg.shape
+    at_new = np.isin(kg[:, 0], new)
+    assert np.array_equal(kgs["r_new"][~at_new], kg[~at_new])
 
 
 def test_bad_arguments_raise() -> None:
