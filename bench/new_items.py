@@ -280,6 +280,13 @@ def markdown(rep: dict[str, Any]) -> str:
             for seed, r in by.items():
                 lines.append(f"| {rep['names'].get(v, v)} | {seed} | {r['auc_all']:.4f} | "
                              f"{r['auc_new']:.4f} |")
+        if {"a", "b"} <= rn["runs"].keys():
+            common = sorted(rn["runs"]["a"].keys() & rn["runs"]["b"].keys())
+            for key, label in (("auc_new", "new items"), ("auc_all", "all rows")):
+                d = t_interval([rn["runs"]["b"][x][key] - rn["runs"]["a"][x][key]
+                                for x in common])
+                lines.append(f"\nRippleNet b-a, AUC {label}: {fmt_ci(d)} over seeds "
+                             f"{', '.join(common)}.")
     lines += ["", "## Validation grid (tune seed)", "",
               "| variant | weight_decay | id_dropout | valid AUC all | valid AUC new | epoch |",
               "|---|---|---|---|---|---|"]

@@ -23,6 +23,11 @@ its neighbours.  Own embeddings start at zero, so an item or entity no training 
 stays exactly zero (it says nothing rather than something random).  This is KGCN's one-hop
 neighbour aggregation (Wang et al., WWW 2019) with a user-independent mean (a new item needs no
 attention to be scored) plus DropoutNet's input dropout.
+
+Measured on MovieLens-100K (``bench/new_items.py``, ``reports/new_items.md``): the full gold KG
+lifts new items' test AUC by about +0.21 over no KG, RippleNet's by about +0.01.  Neither the
+per-relation mean (against one mean over all neighbours) nor the id dropout moved new items'
+AUC measurably there; both are kept as documented switches, not as proven gains.
 """
 
 from __future__ import annotations
