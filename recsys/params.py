@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 ItemUpdateMode = Literal["replace", "plus", "replace_transform", "plus_transform"]
+Aggregation = Literal["relation_mean", "mean"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,39 @@ def preset(name: str, **overrides: object) -> RippleParams:
         raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(PRESETS[name], **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class KGItemParams:
+    """Hyperparameters of :class:`recsys.kgitem_model.KGItemNet` (the new-item recommender).
+
+    ``id_dropout`` is the share of training rows whose item is scored from its KG neighbours
+    alone (its own id embedding and bias masked), so the neighbour part learns to stand alone as
+    it must for a new item (DropoutNet, Volkovs et al., NeurIPS 2017).  ``weight_decay`` is
+    Adam's (coupled) L2 term over all parameters; a row no gradient reaches stays zero.
+    Defaults: chosen on the validation rows of MovieLens-100K's new-item split, seed 0
+    (``bench/new_items.py``).  ``aggregation``: ``"relation_mean"`` sums one mean per
+    relation, ``"mean"`` takes one mean over all of an item's neighbours (the ablation).
+    """
+
+    dim: int = 32
+    lr: float = 0.01
+    weight_decay: float = 3e-5
+    batch_size: int = 1024
+    n_epoch: int = 12
+    id_dropout: float = 0.25
+    aggregation: Aggregation = "relation_mean"
+    eval_batch_size: int = 16384
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "batch_size", "n_epoch", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, "
+                             f"{self.weight_decay}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must lie in [0, 1), got {self.id_dropout}")
+        if self.aggregation not in get_args(Aggregation):
+            raise ValueError(f"aggregation must be one of {get_args(Aggregation)}, "
+                             f"got {self.aggregation!r}")
