@@ -1,49 +1,45 @@
-"""What does LLM enrichment buy a recommender? RippleNet on MovieLens-100K with a named item KG.
+"""What enrichment buys new items: the real `enrich` flow fills the gaps of new items, and a
+KG-aware recommender is trained on each KG variant (issue 10).
 
-Protocol (all variants share the ratings, the splits and the seeds):
+Protocol, per seed (`kgenrich.recsys.protocol`): ratings >= `--rating-threshold` are positives
+with as many sampled negatives per user; a seeded 20% of the items with >= 5 positives become
+new items (all their rows in validation/test); for new items a seeded `--hide-fraction` of
+their (item, relation) groups is removed from the seed KG; the removed triples are the answer
+key. The hidden seed KG is written as TSV and the catalog, mapping, ontology and settings go to
+`kgenrich.flows.enrich.enrich`, the code path of `kgenrich run` (its completion, KGE verifier,
+combiner and export), with completion restricted to the new items (`complete.items`; the first
+`--max-new-items` of them in seeded order when capped) and to the relations the seed KG has.
+Variants, on identical splits, of `recsys.kgitem_model.KGItemNet` (an item is its own embedding
+plus the mean of its KG neighbours', so a new item is scored from its neighbours):
 
-* Ratings: ``ml-100k.inter``, rating >= 4 positive, as many sampled negatives per user
-  (``recsys.data.load_recbole``, sampling seed 0); per seed a 6:2:2 split
-  (``recsys.data.split_indices``); RippleNet ``preset("movie")`` (``--epochs`` overrides);
-  test AUC/ACC of the epoch with the best validation AUC (``recsys.train``).
-* KG: ``imdb_auxiliary.txt`` (movie -> has_genre / directed_by / starring), read with
-  ``kg.io.seed.read_seed(..., format="auxiliary", on_error="skip")``.
-* Hiding: (item, relation) groups are shuffled with ``--hide-seed`` and taken until
-  ``--hide-fraction`` of the triples are hidden; a hidden group loses all its triples, so the
-  completion stage sees a gap (``pipeline.complete.missing_relations``). The hidden triples are
-  the answer key.
-* Completion: the real stage (``pipeline.complete.complete_tails``) with the real backend
-  (``pipeline.llm.factory.make_llm``, embedded Qwen2.5-Coder-1.5B by default, responses cached
-  under ``.kgenrich-cache/llm``). Only gaps that are hidden groups are asked (a gap the full
-  graph has too has no answer key). To bound the cost: the first ``--max-items`` items (seeded
-  order) with a hidden directed_by or has_genre group get those gaps asked; starring gaps are
-  asked for the first ``--starring-items`` of them only. Prompts show the item's title and
-  release year and its remaining (visible) facts; genres are restricted to the genre labels
-  of the hidden graph; person names are free text.
-* Verification: ``verification.scorers.fit_scorer`` on the hidden graph's triples (trusted),
-  ``verify_triples`` with the default ``VerifySettings``; (d) adds the ACCEPTED triples.
-* Variants: (a) no KG, (b) full KG, (c) hidden KG, (d) (c) + accepted restored triples,
-  (d') (c) + all proposals, (e) (c) + as many random triples as (d) added (random item heads;
-  (relation, tail) pairs drawn from (c)'s triples, i.e. its relation/tail distribution).
+  (a) no KG; (b) full KG; (c) hidden KG; (d) (c) + the accepted LLM triples;
+  (d_unverified) (c) + every LLM proposal; (e) (c) + type-matched random triples, as many per
+  relation as (d) adds, on the same items; (f) (c) + as many true hidden triples as (d) has
+  correct ones (an oracle at equal count); (g) (c) + what a knowledge-free answerer, the most
+  frequent tail per relation served by a loopback OpenAI-compatible server, gets accepted
+  through the same flow.
 
-Writes ``reports/enrichment_value.{md,json,png}`` and
-``reports/ml100k_completion_candidates.jsonl``. Run from the repository root:
+Recommender hyperparameters are chosen on the validation rows of `--tune-seed` (not evaluated):
+per variant for (a), (b), (c); the others use (c)'s. Thresholds of the verifier are the flow's
+own (settings), never tuned on the answer key. Paired per-seed differences get t-intervals.
 
-    .venv/bin/python bench/enrichment_value.py --max-items 300 --starring-items 50 --seeds 1,2,3
+    .venv/bin/python bench/enrichment_value.py \\
+        --catalog ../shared/data/movielens-100k/ml-100k.item --id-col item_id \\
+        --title-col movie_title --text-col release_year \\
+        --seed ../shared/data/movielens-100k/imdb_auxiliary.txt --seed-format auxiliary \\
+        --interactions ../shared/data/movielens-100k/ml-100k.inter --seeds 1,2,3,4,5
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
+import itertools
 import json
 import logging
-import math
 import os
-import platform
-import random
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -51,740 +47,492 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import harness
-from kgenrich.kg.io.catalog import CatalogMapping, read_catalog  # noqa: E402
-from kgenrich.kg.io.seed import SeedGraph, read_seed  # noqa: E402
-from kgenrich.kg.ontology import load_ontology  # noqa: E402
-from kgenrich.kg.records import (  # noqa: E402
-    Decision,
-    Item,
-    Ontology,
-    Rejection,
-    SourceKind,
-    StageResult,
-    StageStats,
-    Triple,
-)
-from kgenrich.pipeline import assemble  # noqa: E402
-from kgenrich.pipeline.candidates import Candidate, to_triples  # noqa: E402
-from kgenrich.pipeline.catalog import item_entities  # noqa: E402
-from kgenrich.pipeline.complete import complete_tails, missing_relations  # noqa: E402
-from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
-from kgenrich.settings import Settings  # noqa: E402
+from kgenrich.kg.export.jsonl import read_jsonl
+from kgenrich.kg.ids import item_entity_id, normalize_label
+from kgenrich.kg.io.catalog import CatalogMapping
+from kgenrich.kg.io.interactions import read_interaction_table
+from kgenrich.kg.io.seed import SeedFormat, SeedGraph, read_seed
+from kgenrich.kg.ontology import load_ontology
+from kgenrich.kg.records import Decision, SourceKind
+from kgenrich.recsys.data import RippleData, load_recbole, make_ripple_data, with_kg
+from kgenrich.recsys.kg_ids import IndexedKG, index_triples
+from kgenrich.recsys.kgitem_train import KGItemResult, train_kgitem
+from kgenrich.recsys.params import KGItemParams
+from kgenrich.recsys.protocol import NewItemSplit, kg_variants, new_item_split
+from kgenrich.settings import Settings, load_settings
+from kgenrich.testing import ScriptedServer, per_relation
 
-logger = logging.getLogger("bench.enrichment_value")
-
-Key = tuple[str, str, str]
-VARIANTS = {
-    "a": "(a) no KG",
-    "b": "(b) full KG",
-    "c": "(c) 50% hidden",
-    "d": "(d) hidden + restored (accepted)",
-    "d_all": "(d') hidden + all proposals",
-    "e": "(e) hidden + random (control)",
-}
-CHEAP_RELATIONS = ("directed_by", "has_genre")
-# Relation ids are fixed across variants so that embedding tables line up.
-RELATIONS = ("directed_by", "has_genre", "starring")
+DATA = harness.ROOT.parent / "shared" / "data" / "movielens-100k"
+NAMES = {"a": "(a) no KG", "b": "(b) full KG", "c": "(c) hidden KG",
+         "d": "(d) hidden + accepted LLM triples",
+         "d_unverified": "(d') hidden + every LLM proposal",
+         "e": "(e) hidden + type-matched random triples",
+         "f": "(f) hidden + oracle triples, as many as (d) has correct",
+         "g": "(g) hidden + accepted triples of a knowledge-free answerer"}
+PAIRS = ("b-a", "b-c", "c-a", "d-c", "d-e", "d-d_unverified", "d-g", "f-c", "d-f")
+GRID = {"weight_decay": (1e-5, 1e-4, 1e-3), "id_dropout": (0.0, 0.25, 0.5)}
+Key = tuple[str, str, str]  # (catalog item id, relation, normalized tail label)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"
-    p.add_argument("--data", type=Path, default=data, help="MovieLens-100K folder")
-    p.add_argument("--ontology", type=Path, default=Path("data/ontology/movies.json"))
-    p.add_argument("--seeds", default="1,2,3", help="recommender seeds (split, init, sampling)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--catalog", type=Path, default=DATA / "ml-100k.item")
+    p.add_argument("--id-col", default="item_id")
+    p.add_argument("--title-col", default="movie_title")
+    p.add_argument("--text-col", action="append", default=None)
+    p.add_argument("--attr", action="append", default=[], metavar="COLUMN=RELATION")
+    p.add_argument("--list-sep", default="|")
+    p.add_argument("--catalog-format", default="auto")
+    p.add_argument("--seed", type=Path, default=DATA / "imdb_auxiliary.txt", dest="seed_kg")
+    p.add_argument("--seed-format", default="auxiliary")
+    p.add_argument("--seed-link", type=Path, default=None)
+    p.add_argument("--ontology", type=Path, default=harness.ROOT / "data" / "ontology" /
+                   "movies.json")
+    p.add_argument("--interactions", type=Path, default=DATA / "ml-100k.inter")
+    p.add_argument("--rating-threshold", type=float, default=4.0)
+    p.add_argument("--seeds", default="1,2,3,4,5")
+    p.add_argument("--tune-seed", type=int, default=0)
     p.add_argument("--hide-fraction", type=float, default=0.5)
-    p.add_argument("--hide-seed", type=int, default=0)
-    p.add_argument("--max-items", type=int, default=300,
-                   help="items whose hidden directed_by/has_genre groups the LLM completes")
-    p.add_argument("--starring-items", type=int, default=50,
-                   help="of those, how many (first in the seeded order) also get their hidden "
-                   "starring group asked")
-    p.add_argument("--samples", type=int, default=1, help="k answers per gap (1 = greedy)")
-    p.add_argument("--backend", default="embedded", choices=["embedded", "openai", "fake"])
-    p.add_argument("--chunk", type=int, default=20, help="items per LLM batch (progress lines)")
-    p.add_argument("--epochs", type=int, help="RippleNet epochs (preset: 10)")
-    p.add_argument("--preset", default="movie")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for RippleNet (1: the machine is shared)")
-    p.add_argument("--variants", default="a,b,c,d,d_all,e")
-    p.add_argument("--skip-recsys", action="store_true", help="stop after verification")
-    p.add_argument("--llm-budget-s", type=float,
-                   help="start no new LLM batch after this many seconds; the items done are "
-                   "reported (re-run with --max-items set to them: answers come from the cache)")
-    p.add_argument("--reuse-completion", action="store_true",
-                   help="skip LLM + verification; reuse the candidates JSONL and the completion "
-                   "sections of the JSON a previous run wrote to --out-dir")
-    p.add_argument("--out-dir", type=Path, default=Path("reports"))
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--max-new-items", type=int, default=None,
+                   help="ask only the first N new items per seed (a cap for a quick run)")
+    p.add_argument("--samples", type=int, default=None, help="complete.samples")
+    p.add_argument("--epochs", type=int, default=None, help="recommender epochs")
+    p.add_argument("--backend", default=None)
+    p.add_argument("--base-url", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--set", action="append", default=[], dest="assignments",
+                   metavar="KEY=VALUE", help="any kgenrich setting, as `kgenrich run --set`")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
+    p.add_argument("--out", type=Path, default=harness.ROOT / "reports" /
+                   "enrichment_value.json")
     return p.parse_args(argv)
 
 
-# ---- graphs --------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- inputs
 
 
-def hide_groups(
-    triples: Sequence[Triple], *, fraction: float, seed: int
-) -> tuple[list[Triple], list[Triple]]:
-    """Split into (kept, hidden): seeded random (head, relation) groups are hidden whole until
-    at least `fraction` of the triples are hidden."""
-    groups: dict[tuple[str, str], list[Triple]] = defaultdict(list)
-    for t in triples:
-        groups[(t.head, t.relation)].append(t)
-    order = sorted(groups)
-    random.Random(seed).shuffle(order)
-    want = fraction * len(triples)
-    hidden_groups: set[tuple[str, str]] = set()
-    n = 0
-    for g in order:
-        if n >= want:
-            break
-        hidden_groups.add(g)
-        n += len(groups[g])
-    kept = [t for t in triples if (t.head, t.relation) not in hidden_groups]
-    hidden = [t for t in triples if (t.head, t.relation) in hidden_groups]
-    return kept, hidden
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    data: RippleData
+    kg: IndexedKG
+    seed: SeedGraph
+    tokens: list[str]  # item int -> interaction item token (= catalog id)
+    labels: dict[str, str]  # entity id -> label
 
 
-def random_triples(
-    n: int, *, items: Sequence[str], pool: Sequence[Key], existing: set[Key], seed: int
-) -> list[Key]:
-    """`n` new triples: uniform random item heads, (relation, tail) drawn from `pool`'s
-    triples (so from its joint relation/tail distribution); no duplicates of `existing`."""
-    rng = random.Random(seed)
-    out: list[Key] = []
-    seen = set(existing)
-    while len(out) < n:
-        _, r, t = pool[rng.randrange(len(pool))]
-        key = (items[rng.randrange(len(items))], r, t)
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
+def load(args: argparse.Namespace) -> Inputs:
+    tokens = [str(t) for t in np.unique(np.array(read_interaction_table(args.interactions).items))]
+    data = load_recbole(args.interactions, rating_threshold=args.rating_threshold, seed=0)
+    fmt: SeedFormat = args.seed_format
+    seed = read_seed(args.seed_kg, format=fmt, ontology=load_ontology(args.ontology),
+                     link=args.seed_link, on_error="skip")
+    kg = index_triples([t.key for t in seed.triples],
+                       item_index={item_entity_id(t): i for i, t in enumerate(tokens)})
+    return Inputs(data=data, kg=kg, seed=seed, tokens=tokens,
+                  labels={e.id: e.label for e in seed.entities})
+
+
+def entity_name(kg: IndexedKG, inputs: Inputs, j: int) -> str:
+    return item_entity_id(inputs.tokens[j]) if j < kg.n_items else kg.entities[j - kg.n_items]
+
+
+def write_hidden_seed(path: Path, inputs: Inputs, kept: np.ndarray) -> None:
+    """The hidden KG as kgenrich TSV: item heads by id (`item/<id>`), tails by label, so the
+    reader mints the same ids the seed reader did and the LLM sees names, not ids."""
+    kg = inputs.kg
+    with path.open("w", encoding="utf-8") as f:
+        f.write("head\trelation\ttail\n")
+        for h, r, t in kept:
+            tail = entity_name(kg, inputs, int(t))
+            f.write(f"{entity_name(kg, inputs, int(h))}\t{kg.relations[int(r)]}\t"
+                    f"{inputs.labels.get(tail, tail)}\n")
+
+
+def answer_key(inputs: Inputs, rows: np.ndarray) -> set[Key]:
+    kg = inputs.kg
+    out: set[Key] = set()
+    for h, r, t in rows:
+        tail = entity_name(kg, inputs, int(t))
+        out.add((inputs.tokens[int(h)], kg.relations[int(r)],
+                 normalize_label(inputs.labels.get(tail, tail))))
     return out
 
 
-class IdSpace:
-    """Item entity `item/<tok>` -> its RippleNet row index (load_recbole's sorted token
-    order); every other entity of any variant -> n_items + its rank in sorted order."""
-
-    def __init__(self, item_tokens: Sequence[str], graphs: Sequence[Sequence[Key]]) -> None:
-        self.ids = {f"item/{tok}": i for i, tok in enumerate(item_tokens)}
-        others = sorted({e for g in graphs for h, _, t in g for e in (h, t)} - self.ids.keys())
-        base = len(self.ids)
-        self.ids.update({e: base + i for i, e in enumerate(others)})
-        self.rel = {r: i for i, r in enumerate(RELATIONS)}
-
-    def array(self, keys: Sequence[Key]) -> np.ndarray:
-        rows = [(self.ids[h], self.rel[r], self.ids[t]) for h, r, t in keys]
-        return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+# --------------------------------------------------------------------------- the flow
 
 
-def inter_item_tokens(path: Path) -> list[str]:
-    """The item tokens of a RecBole .inter file in the order `load_recbole` numbers them."""
-    from kgenrich.kg.io.interactions import read_interaction_table
-
-    return [str(x) for x in np.unique(np.array(read_interaction_table(path).items))]
-
-
-# ---- completion ----------------------------------------------------------------------------
+@dataclasses.dataclass
+class FlowRun:
+    accepted: set[Key]
+    proposed: set[Key]
+    report: dict[str, Any]
 
 
-def plan_gaps(
-    items: Sequence[Item], *, visible: Sequence[Triple], hidden: Sequence[Triple],
-    ontology: Ontology, item_entity: Mapping[str, str], max_items: int, starring_items: int,
-    seed: int,
-) -> tuple[list[Item], dict[str, list[Any]], dict[str, int]]:
-    """The gaps the completion stage sees, restricted to hidden groups and the LLM budget."""
-    gaps = missing_relations(items, triples=visible, ontology=ontology,
-                             relations=RELATIONS, item_entity=item_entity)
-    hidden_groups = {(t.head, t.relation) for t in hidden}
-    keyed = {
-        i: [r for r in rels if (item_entity[i], r.name) in hidden_groups]
-        for i, rels in gaps.items()
-    }
-    counts = {
-        "gaps_seen": sum(len(v) for v in gaps.values()),
-        "gaps_with_key": sum(len(v) for v in keyed.values()),
-    }
-    counts["gaps_without_key"] = counts["gaps_seen"] - counts["gaps_with_key"]
-    eligible = [it for it in items if any(r.name in CHEAP_RELATIONS for r in keyed.get(it.id, ()))]
-    random.Random(seed).shuffle(eligible)
-    chosen = eligible[:max_items]
-    plan: dict[str, list[Any]] = {}
-    n_star = 0
-    for it in chosen:
-        rels = [r for r in keyed[it.id] if r.name in CHEAP_RELATIONS]
-        star = [r for r in keyed[it.id] if r.name == "starring"]
-        if star and n_star < starring_items:
-            rels += star
-            n_star += 1
-        plan[it.id] = rels
-    counts["items_eligible"] = len(eligible)
-    counts["items_asked"] = len(chosen)
-    counts["starring_gaps_asked"] = n_star
-    return chosen, plan, counts
+def run_flow(args: argparse.Namespace, work: Path, *, seed_file: Path, items: Sequence[str],
+             relations: Sequence[str], settings: Settings, name: str) -> FlowRun:
+    """One `enrich` run on the hidden seed; the completed triples it proposed and accepted."""
+    from kgenrich.flows.enrich import EnrichInputs, enrich
+
+    attrs = dict(a.split("=", 1) for a in args.attr)
+    text = tuple(args.text_col or ())
+    mapping = CatalogMapping(id=args.id_col, title=args.title_col, text=text, attributes=attrs,
+                             list_separator=args.list_sep, format=args.catalog_format)
+    run_settings = settings.model_copy(update={
+        "complete": settings.complete.model_copy(update={"items": tuple(items),
+                                                         "relations": tuple(relations)}),
+        "reports_dir": work / "reports"})
+    out = work / name
+    report = enrich(EnrichInputs(catalog=args.catalog, mapping=mapping, ontology=args.ontology,
+                                 out_dir=out, seed=seed_file, seed_format="tsv", run_name=name),
+                    run_settings)
+    dump = read_jsonl(out)
+    labels = {e.id: e.label for e in dump.entities}
+    accepted: set[Key] = set()
+    proposed: set[Key] = set()
+    for t in dump.triples:
+        p = t.provenance
+        if p.source is not SourceKind.COMPLETED or p.item_id is None:
+            continue
+        key = (p.item_id, t.relation, normalize_label(labels.get(t.tail, t.tail)))
+        proposed.add(key)
+        if p.decision is Decision.ACCEPTED:
+            accepted.add(key)
+    return FlowRun(accepted=accepted, proposed=proposed, report=report.model_dump(mode="json"))
 
 
-def run_completion(
-    todo: Sequence[Item], *, plan: Mapping[str, list[Any]], visible: Sequence[Triple],
-    index: EntityIndex, ontology: Ontology, item_entity: Mapping[str, str], samples: int,
-    settings: Settings, chunk: int, budget_s: float | None,
-) -> tuple[StageResult[Candidate], dict[str, Any], int]:
-    from kgenrich.pipeline.llm.factory import make_llm
+def frequent_tail_reply(hidden_rows: np.ndarray, inputs: Inputs) -> Any:
+    """A knowledge-free answerer: for each missing relation, the most frequent tail label of
+    that relation in the hidden KG, whatever the item."""
+    kg = inputs.kg
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for _, r, t in hidden_rows:
+        tail = entity_name(kg, inputs, int(t))
+        counts[kg.relations[int(r)]][inputs.labels.get(tail, tail)] += 1
+    top = {rel: c.most_common(1)[0][0] for rel, c in counts.items()}
 
-    labels = {e.id: e.label for e in index.by_id.values()}
-    facts = assemble.item_facts(todo, triples=visible, labels=labels, item_entity=item_entity)
-    by_type = assemble.labels_by_type(index)
-    kept: list[Candidate] = []
-    rejected: list[Rejection] = []
-    stats = StageStats()
-    start = time.perf_counter()
-    n_gaps = sum(len(v) for v in plan.values())
-    done = 0
-    n_done = 0
-    with make_llm(settings.llm) as llm:
-        for s in range(0, len(todo), chunk):
-            if budget_s is not None and time.perf_counter() - start > budget_s:
-                print(f"  completion: LLM budget of {budget_s:.0f}s spent; stopping after "
-                      f"{n_done} items", flush=True)
-                break
-            part = list(todo[s:s + chunk])
-            n_done += len(part)
-            res = complete_tails(
-                part, llm=llm, ontology=ontology, gaps=plan, facts=facts,
-                labels_by_type=by_type, samples=samples,
-                temperature=settings.complete.temperature,
-                max_candidates=settings.complete.max_candidates)
-            kept += res.kept
-            rejected += res.rejected
-            st = res.stats
-            stats = StageStats(
-                llm_calls=stats.llm_calls + st.llm_calls,
-                cache_hits=stats.cache_hits + st.cache_hits,
-                prompt_tokens=stats.prompt_tokens + st.prompt_tokens,
-                completion_tokens=stats.completion_tokens + st.completion_tokens,
-                seconds=time.perf_counter() - start)
-            done += sum(len(plan[it.id]) for it in part)
-            print(f"  completion: {s + len(part)}/{len(todo)} items, {done}/{n_gaps} gaps, "
-                  f"{stats.llm_calls} calls ({stats.cache_hits} cached), "
-                  f"{len(kept)} candidates, {stats.seconds:.0f}s", flush=True)
-        usage = llm.usage()
-        model_id = llm.model_id
-    info = {
-        "model": model_id, "backend": settings.llm.backend, "calls": usage.calls,
-        "cache_hits": usage.cache_hits, "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens, "failures": usage.failures,
-        "wall_seconds": time.perf_counter() - start, "samples": samples,
-        "seconds_per_call": (stats.seconds / usage.calls) if usage.calls else float("nan"),
-    }
-    return StageResult(kept=tuple(kept), rejected=tuple(rejected), stats=stats), info, n_done
+    def reply(body: dict[str, Any]) -> str:
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        if "named entities" in system:
+            return '{"entities": []}'
+        if "extract facts" in system:
+            return '{"facts": []}'
+        rel = next((r for r in top if f"Missing relation: {r}" in user), None)
+        return json.dumps({"tails": [top[rel]] if rel else []})
+
+    return per_relation(reply)
 
 
-# ---- scoring of the restored triples ---------------------------------------------------------
+# --------------------------------------------------------------------------- KG variants
 
 
-def row_key(row: Mapping[str, Any]) -> Key:
-    return (f"item/{row['item']}", str(row["relation"]), str(row["tail_id"]))
-
-
-def restoration_scores(
-    rows: Sequence[Mapping[str, Any]], *, key: set[Key], asked_key: set[Key]
-) -> dict[str, dict[str, Any]]:
-    """Precision / recall per relation and overall, for all proposals and the accepted ones
-    (`rows` as `candidate_rows` writes them)."""
-    out: dict[str, dict[str, Any]] = {}
-    for rel in (*RELATIONS, "all"):
-        key_r = {k for k in key if rel in ("all", k[1])}
-        asked_r = {k for k in asked_key if rel in ("all", k[1])}
-        row: dict[str, Any] = {"key": len(key_r), "key_in_asked_groups": len(asked_r)}
-        for name in ("all", "accepted"):
-            keys = {row_key(r) for r in rows if rel in ("all", r["relation"])
-                    and (name == "all" or r["decision"] == Decision.ACCEPTED.value)}
-            hit = len(keys & key_r)
-            row[name] = {
-                "proposed": len(keys), "correct": hit,
-                "precision": hit / len(keys) if keys else float("nan"),
-                "recall_key": hit / len(key_r) if key_r else float("nan"),
-                "recall_asked": hit / len(asked_r) if asked_r else float("nan"),
-            }
-        out[rel] = row
-    return out
-
-
-def candidate_rows(verified: Sequence[Triple], *, key: set[Key],
-                   labels: Mapping[str, str]) -> list[dict[str, Any]]:
+def key_rows(keys: set[Key], inputs: Inputs, extra: dict[str, int]) -> np.ndarray:
+    """Completed keys as int rows; a tail label the KG does not know becomes a new entity."""
+    kg = inputs.kg
+    item_of = {tok: i for i, tok in enumerate(inputs.tokens)}
+    rel_of = {r: j for j, r in enumerate(kg.relations)}
+    by_label = {normalize_label(inputs.labels.get(e, e)): kg.n_items + j
+                for j, e in enumerate(kg.entities)}
     rows = []
-    for t in verified:
-        sc = t.provenance.scores
-        rows.append({
-            "item": t.provenance.item_id, "relation": t.relation,
-            "tail": labels.get(t.tail, t.tail), "tail_id": t.tail,
-            "agreement": sc.get("agreement", float("nan")),
-            "kge_raw": sc.get("kge", float("nan")),
-            "kge_probability": sc.get("kge_probability", float("nan")),
-            "confidence": sc.get("confidence", float("nan")),
-            "decision": t.provenance.decision.value, "in_key": t.key in key,
-        })
-    return rows
+    for item, rel, label in sorted(keys):
+        if item not in item_of or rel not in rel_of:
+            continue
+        tail = by_label.get(label)
+        if tail is None:
+            tail = extra.setdefault(label, kg.n_entities + len(extra))
+        rows.append((item_of[item], rel_of[rel], tail))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
-# ---- recommender ---------------------------------------------------------------------------
+def random_like(added: np.ndarray, hidden: np.ndarray, kept: np.ndarray, *, heads: np.ndarray,
+                seed: int) -> np.ndarray:
+    """(e): per relation, as many random triples as `added` has, heads among the asked items,
+    tails uniform over the entities that relation points to in the hidden KG."""
+    rng = np.random.default_rng([seed, 0x45])
+    rows = []
+    for rel, n in Counter(int(r) for r in added[:, 1]).items():
+        tails = np.unique(kept[kept[:, 1] == rel][:, 2])
+        if tails.size == 0 or heads.size == 0:
+            continue
+        rows += [(int(rng.choice(heads)), rel, int(rng.choice(tails))) for _ in range(n)]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def kg_hash(array: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+def oracle(hidden: np.ndarray, *, heads: np.ndarray, per_relation: Mapping[int, int],
+           seed: int) -> np.ndarray:
+    """(f): per relation, as many true hidden triples of the asked items as (d) got right."""
+    rng = np.random.default_rng([seed, 0x46])
+    pool = hidden[np.isin(hidden[:, 0], heads)]
+    rows = []
+    for rel, n in per_relation.items():
+        mine = pool[pool[:, 1] == rel]
+        take = rng.choice(mine.shape[0], size=min(n, mine.shape[0]), replace=False)
+        rows.append(mine[np.sort(take)])
+    return np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
 
 
-def run_recsys(
-    data: Any, kgs: Mapping[str, np.ndarray | None], *, seeds: Sequence[int], params: Any,
-    previous: Mapping[str, Any], checkpoint: Any = None,
-) -> dict[str, dict[int, dict[str, Any]]]:
-    """Every variant x seed on identical splits. Runs already in `previous` (same KG hash,
-    params and seed) are reused, so an interrupted benchmark resumes."""
-    from kgenrich.recsys.data import split_indices, with_kg
-    from kgenrich.recsys.train import train_and_evaluate
-
-    p = dataclasses.asdict(params)
-    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for seed in seeds:
-        split = split_indices(data.ratings.shape[0], seed=seed)
-        for name, kg in kgs.items():
-            h = "none" if kg is None else kg_hash(kg)
-            old = previous.get(name, {}).get(str(seed))
-            if old and old.get("kg_hash") == h and old.get("params") == p:
-                out[name][seed] = old
-                print(f"  {VARIANTS[name]:36s} seed {seed}: reused AUC {old['auc']:.4f}",
-                      flush=True)
-                continue
-            t0 = time.perf_counter()
-            res = train_and_evaluate(with_kg(data, kg=kg, label=name), params=params, seed=seed,
-                                     split=split)
-            out[name][seed] = {
-                "auc": res.test.auc, "acc": res.test.acc, "valid_auc": res.valid.auc,
-                "best_epoch": res.best_epoch, "kg_hash": h, "params": p,
-                "valid_auc_by_epoch": [e.valid.auc for e in res.epochs],
-                "train_seconds_by_epoch": [e.train_seconds for e in res.epochs],
-                "n_triples": 0 if kg is None else int(kg.shape[0]),
-                "seconds": time.perf_counter() - t0,
-            }
-            if checkpoint is not None:
-                checkpoint(out)
-            print(f"  {VARIANTS[name]:36s} seed {seed}: AUC {res.test.auc:.4f} "
-                  f"ACC {res.test.acc:.4f} (epoch {res.best_epoch}, "
-                  f"{time.perf_counter() - t0:.0f}s)", flush=True)
-    return out
+def pr(predicted: set[Key], key: set[Key]) -> dict[str, Any]:
+    right = len(predicted & key)
+    return {"precision": right / len(predicted) if predicted else 0.0,
+            "recall": right / len(key) if key else 0.0, "n": len(predicted), "correct": right,
+            "key": len(key)}
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    a = np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+# --------------------------------------------------------------------------- recommender
 
 
-# ---- report --------------------------------------------------------------------------------
+def tune(data: RippleData, kgs: Mapping[str, np.ndarray], split: NewItemSplit,
+         base: KGItemParams, seed: int) -> dict[str, KGItemParams]:
+    chosen: dict[str, KGItemParams] = {}
+    for v, kg in kgs.items():
+        best: tuple[float, KGItemParams] | None = None
+        for point in itertools.product(*GRID.values()):
+            params = dataclasses.replace(base, **dict(zip(GRID, point, strict=True)))
+            r = train_kgitem(with_kg(data, kg=kg), split=split.split,
+                             new_items=split.new_items, params=params, seed=seed)
+            if best is None or r.valid_all.auc > best[0]:
+                best = (r.valid_all.auc, params)
+        assert best is not None
+        chosen[v] = best[1]
+        print(f"tune {v}: {dict(zip(GRID, (getattr(best[1], k) for k in GRID), strict=True))}"
+              f" valid AUC {best[0]:.4f}", flush=True)
+    return chosen
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def metrics(r: KGItemResult, n: int) -> dict[str, Any]:
+    return {"auc_new": r.test_new.auc, "acc_new": r.test_new.acc, "auc_all": r.test_all.auc,
+            "acc_all": r.test_all.acc, "triples": n}
 
 
-def render_markdown(rep: dict[str, Any]) -> str:
-    g, c, llm = rep["graphs"], rep["completion"], rep["llm"]
-    lines = [
-        "# What enrichment buys RippleNet on MovieLens-100K",
-        "",
-        f"Command: `{rep['command']}`",
-        "",
-        *([f"(LLM completion and verification came from an earlier run of "
-           f"`{rep['completion_command']}`; its answers are in the LLM cache, so re-running "
-           "that command repeats them without LLM calls.)", ""]
-          if rep.get("completion_command") else []),
-        "Ratings: `ml-100k.inter`, rating >= 4 positive, as many sampled negatives per user "
-        f"(`recsys.data.load_recbole`, sampling seed 0): {rep['data']['n_users']} users, "
-        f"{rep['data']['n_items']} items, {rep['data']['n_rows']} rows. Per seed one 6:2:2 split "
-        "(`recsys.data.split_indices`) shared by every variant; RippleNet preset "
-        f"`{rep['preset']}` ({', '.join(f'{k}={v}' for k, v in rep['params'].items())}); test "
-        "AUC/ACC of the epoch with the best validation AUC. Seeds: "
-        f"{', '.join(map(str, rep['seeds']))}; ± is the sample std over seeds.",
-        "",
-        f"Item KG: `imdb_auxiliary.txt`, {g['full']} triples ({g['by_relation_full']}), "
-        f"{g['seed_rejected_lines']} malformed line skipped. Hidden: "
-        f"{g['hidden']} triples ({g['hidden_share']:.1%}) in {g['hidden_groups']} whole "
-        f"(item, relation) groups (hide seed {rep['hide_seed']}); by relation "
-        f"{g['by_relation_hidden']}.",
-        "",
-        "## Recommender",
-        "",
-        "| variant | KG triples | test AUC | test ACC | AUC per seed |",
-        "|---|---|---|---|---|",
-    ]
-    for name, row in rep["results"].items():
-        lines.append(
-            f"| {VARIANTS[name]} | {row['n_triples']} | **{row['auc_mean']:.4f} ± "
-            f"{row['auc_std']:.4f}** | {row['acc_mean']:.4f} ± {row['acc_std']:.4f} | "
-            + ", ".join(f"{s}: {v:.4f}" for s, v in row["auc_by_seed"].items()) + " |")
-    lines += ["", "![AUC per variant](enrichment_value.png)", ""]
-    lines += [
-        "## Completion (the LLM part)",
-        "",
-        f"Gaps `missing_relations` reports on the hidden graph (directed_by, has_genre, "
-        f"starring): {c['counts']['gaps_seen']}; {c['counts']['gaps_with_key']} are hidden "
-        f"groups (answer key), {c['counts']['gaps_without_key']} are absent from the full "
-        "graph too (no key; not asked). Budget: the first "
-        f"{c['counts']['items_asked']} of {c['counts']['items_eligible']} items (seeded order) "
-        "with a hidden directed_by or has_genre group got those gaps asked; "
-        f"{c['counts']['starring_gaps_asked']} of them also their starring gap. "
-        f"Questions asked: {c['questions']} ({c['questions_by_relation']}); k={llm['samples']} "
-        "sample(s) (greedy). Prompt: title, release year and the item's visible facts; genres "
-        "restricted to the hidden graph's genre labels; names free text.",
-        "",
-        f"LLM: `{llm['model']}` ({llm['backend']}), {llm['calls']} calls + "
-        f"{llm['cache_hits']} cache hits, {llm['prompt_tokens']} prompt + "
-        f"{llm['completion_tokens']} completion tokens, {llm['failures']} failures, "
-        f"{llm['wall_seconds']:.0f} s wall ({fmt(llm['seconds_per_call'], 2)} s per call; "
-        "cached answers cost ~0 s, so a re-run reports its own, smaller, wall time). "
-        f"Stage rejections: {c['rejections']}.",
-        "",
-        f"Verifier: {rep['verify']['summary']}. Decisions over the "
-        f"{rep['verify']['candidates']} proposals: {rep['verify']['decisions']}.",
-        "",
-        "Precision = correct / proposed; recall (key) = correct / all hidden triples of the "
-        "relation (unasked groups count as misses); recall (asked) = correct / hidden triples "
-        "in the groups that were asked.",
-        "",
-        "| relation | key | key in asked groups | set | proposed | correct | precision | "
-        "recall (key) | recall (asked) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for rel, row in c["scores"].items():
-        for name in ("all", "accepted"):
-            s = row[name]
-            lines.append(
-                f"| {rel} | {row['key']} | {row['key_in_asked_groups']} | {name} | "
-                f"{s['proposed']} | {s['correct']} | {fmt(s['precision'])} | "
-                f"{fmt(s['recall_key'])} | {fmt(s['recall_asked'])} |")
-    lines += ["", "## Reading", "", *rep["reading"], ""]
-    env = rep["environment"]
-    lines += [
-        f"Runtime: recommender runs {rep['recsys_seconds']:.0f} s (summed over runs); LLM "
-        f"{rep['llm']['wall_seconds']:.0f} s; KGE verifier fit "
-        f"{rep['verify']['metrics']['seconds']:.0f} s; this invocation "
-        f"{rep['total_seconds']:.0f} s. Environment: Python {env['python']}, torch "
-        f"{env['torch']} with {env['threads']} thread(s), {env['cpu_count']} CPUs shared with "
-        f"other jobs (1-min load {env['load_start']:.1f} at start, {env['load_end']:.1f} at end).",
-        "",
-        "Labelled candidates (for confidence-combiner work): "
-        "`reports/ml100k_completion_candidates.jsonl`.",
-        "",
-    ]
-    return "\n".join(lines)
+# --------------------------------------------------------------------------- report
 
 
-def reading(rep: dict[str, Any]) -> list[str]:
-    """Plain observations computed from the numbers (no hand-written verdicts)."""
-    res = rep["results"]
-    out: list[str] = []
-
-    def delta(a: str, b: str) -> str:
-        if a not in res or b not in res:
-            return "n/a"
-        diffs = [res[a]["auc_by_seed"][s] - res[b]["auc_by_seed"][s] for s in res[a]["auc_by_seed"]]
-        m, sd = mean_std(diffs)
-        return f"{m:+.4f} ± {sd:.4f} (paired over seeds)"
-
-    out.append(f"- Full KG vs no KG: AUC {delta('b', 'a')}; hidden KG vs full KG: "
-               f"{delta('c', 'b')}.")
-    out.append(f"- Restored (accepted) vs hidden: {delta('d', 'c')}; all proposals vs hidden: "
-               f"{delta('d_all', 'c')}; random control vs hidden: {delta('e', 'c')}; restored "
-               f"vs random: {delta('d', 'e')}.")
-    sc = rep["completion"]["scores"]["all"]
-    share = rep["graphs"]["added_d"] / max(1, rep["graphs"]["hidden"])
-    out.append(
-        f"- Coverage: the accepted triples restore {sc['accepted']['correct']} of "
-        f"{sc['key']} hidden triples (recall {fmt(sc['accepted']['recall_key'])}), at "
-        f"precision {fmt(sc['accepted']['precision'])}; all proposals restore "
-        f"{sc['all']['correct']} (precision {fmt(sc['all']['precision'])}). (d) adds "
-        f"{rep['graphs']['added_d']} triples to (c)'s {rep['graphs']['hidden_graph']}, i.e. "
-        f"{share:.1%} of the number hidden (correct or not)"
-        + (", so (d) can win back at most that slice of the (b)-(c) gap." if share < 0.25
-           else "."))
-    runs = [r for by in rep["runs"].values() for r in by.values()]
-    at_last = sum(1 for r in runs if r["best_epoch"] == r["params"]["n_epoch"])
-    out.append(
-        f"- Training: in {at_last} of {len(runs)} runs the best validation AUC came at the last "
-        f"epoch ({rep['params']['n_epoch']}), so the models were still improving when stopped; "
-        "the per-seed spread (std above) is as large as the gaps between variants, so none of "
-        "these differences is resolved by this many seeds.")
-    skipped = [n for n in VARIANTS if n not in res]
-    if skipped:
-        out.append(f"- Not run (time): {', '.join(VARIANTS[n] for n in skipped)}.")
-    c = rep["completion"]["counts"]
-    out.append(
-        f"- LLM budget: {c['items_asked']} of {c['items_eligible']} eligible items were asked "
-        f"(the run stopped at its time budget); re-running the completion command with "
-        f"--max-items {c['items_asked']} replays the same answers from the cache.")
-    dec = rep["verify"]["decisions"]
-    n = max(1, rep["verify"]["candidates"])
-    unseen = dec.get("unverified_new_entity", 0) + dec.get("review", 0)
-    out.append(
-        f"- Verification: {dec.get('accepted', 0)} of {rep['verify']['candidates']} proposals "
-        f"accepted ({dec.get('accepted', 0) / n:.0%}); {unseen} are review or "
-        "unverified_new_entity (with k=1 the agreement is always 1.0, so confidence = "
-        "(1 + KGE probability) / 2 and acceptance means KGE probability >= 0.2; a tail the "
-        "KGE never saw, e.g. a director who only occurs in hidden triples, is capped at 0.5 "
-        "and can never be accepted).")
-    return out
+def markdown(rep: dict[str, Any]) -> str:
+    v, p = rep["variants"], rep["paired"]
+    out = ["# Enrichment value on new items", "", f"`{rep['command']}`", "",
+           rep["protocol_text"], "",
+           "| variant | AUC new items | ACC new items | AUC all rows | ACC all rows | "
+           "triples |", "|---|---:|---:|---:|---:|---:|"]
+    for key, name in NAMES.items():
+        if key in v:
+            r = v[key]
+            out.append(f"| {name} | {r['auc_new']:.4f} ± {r['auc_new_std']:.4f} | "
+                       f"{r['acc_new']:.4f} | {r['auc_all']:.4f} | {r['acc_all']:.4f} | "
+                       f"{r['triples']:.0f} |")
+    out += ["", "Paired differences over seeds, 95% t-intervals:", "",
+            "| pair | AUC new items | AUC all rows |", "|---|---|---|"]
+    for pair, d in p.items():
+        a = d["auc_new"]
+        b = d["auc_all"]
+        out.append(f"| {pair} | {a['mean']:+.4f} [{a['ci95'][0]:+.4f}, {a['ci95'][1]:+.4f}] | "
+                   f"{b['mean']:+.4f} [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}] |")
+    c = rep["completion"]
+    out += ["", "## Completion against the answer key (hidden groups of the asked items)", "",
+            "| set | precision | recall | proposed | correct | key |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name in ("accepted", "all", "g_accepted"):
+        r = c[name]
+        out.append(f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['n']} | "
+                   f"{r['correct']} | {r['key']} |")
+    out += ["", "By relation (accepted / all proposals):", "",
+            "| relation | accepted P | accepted R | all P | all R | key |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for rel, r in c["by_relation"].items():
+        out.append(f"| {rel} | {r['accepted']['precision']:.3f} | {r['accepted']['recall']:.3f}"
+                   f" | {r['all']['precision']:.3f} | {r['all']['recall']:.3f} | "
+                   f"{r['all']['key']} |")
+    llm = rep["llm"]
+    out += ["", f"LLM: {llm['calls']} calls, {llm['prompt_tokens']} prompt and "
+            f"{llm['completion_tokens']} completion tokens, {llm['seconds']:.0f} s of "
+            f"completion over {len(rep['seeds'])} seeds "
+            f"({llm['seconds_per_correct_accepted']:.1f} s and "
+            f"{llm['tokens_per_correct_accepted']:.0f} tokens per correct accepted fact).", "",
+            "## Verdict", "", *rep["verdict"], "", "## Machine", "",
+            f"`{json.dumps(rep['machine'])}`", ""]
+    return "\n".join(out)
 
 
-def plot(rep: dict[str, Any], path: Path) -> None:
-    import matplotlib
+def verdict(rep: dict[str, Any]) -> list[str]:
+    p, c = rep["paired"], rep["completion"]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def says(pair: str) -> str:
+        a = p[pair]["auc_new"]
+        lo, hi = a["ci95"]
+        sign = "above zero" if lo > 0 else "below zero" if hi < 0 else "not distinguishable " \
+               "from zero"
+        return f"{pair} on new items {a['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}], {sign}"
 
-    names = list(rep["results"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("auc", "acc"), strict=True):
-        means = [rep["results"][n][f"{metric}_mean"] for n in names]
-        stds = [rep["results"][n][f"{metric}_std"] for n in names]
-        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4c72b0")
-        for i, n in enumerate(names):
-            ys = list(rep["results"][n][f"{metric}_by_seed"].values())
-            ax.scatter([i] * len(ys), ys, color="black", s=10, zorder=3)
-        lo = min(min(rep["results"][n][f"{metric}_by_seed"].values()) for n in names)
-        hi = max(max(rep["results"][n][f"{metric}_by_seed"].values()) for n in names)
-        ax.set_ylim(lo - 0.01, hi + 0.01)
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels([VARIANTS[n].split(" ", 1)[0] for n in names])
-        ax.set_title(f"test {metric.upper()} (mean ± std, dots = seeds)")
-    fig.suptitle("RippleNet on MovieLens-100K: " + "; ".join(VARIANTS[n] for n in names),
-                 fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# ---- main ----------------------------------------------------------------------------------
+    lines = [f"- The gold KG helps new items: {says('b-a')}.",
+             f"- What was hidden is worth {says('b-c')}.",
+             f"- The accepted LLM triples: {says('d-c')}; against random triples of the same "
+             f"types {says('d-e')}; against every unverified proposal {says('d-d_unverified')}; "
+             f"against a knowledge-free answerer through the same verification {says('d-g')}.",
+             f"- An oracle with as many true triples as (d) has correct: {says('f-c')}.",
+             f"- Accepted precision {c['accepted']['precision']:.3f} at recall "
+             f"{c['accepted']['recall']:.3f} ({c['accepted']['correct']} of "
+             f"{c['accepted']['n']} accepted are right; the answer key has "
+             f"{c['accepted']['key']} facts); every proposal: precision "
+             f"{c['all']['precision']:.3f}, recall {c['all']['recall']:.3f}."]
+    gap = p["b-c"]["auc_new"]["mean"]
+    if gap > 0:
+        lines.append(f"- (d) − (c) recovers {p['d-c']['auc_new']['mean'] / gap:.0%} of what "
+                     "hiding cost (the goal is at least half).")
+    return lines
 
 
-def complete_and_verify(
-    args: argparse.Namespace, *, items: Sequence[Item], todo: Sequence[Item],
-    plan: Mapping[str, list[Any]], counts: Mapping[str, int], visible: Sequence[Triple],
-    key: set[Key], index: EntityIndex, ontology: Ontology, item_entity: Mapping[str, str],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The LLM completion stage, then verification; returns the candidate rows and the
-    report sections about them."""
-    from kgenrich.pipeline.verify import verify_triples
-    from kgenrich.verification.combiner import Combiner
-    from kgenrich.verification.scorers import fit_scorer
-
-    del items
-    settings = Settings()
-    settings = settings.model_copy(
-        update={"llm": settings.llm.model_copy(update={"backend": args.backend})})
-    completed, llm_info, n_done = run_completion(
-        todo, plan=plan, visible=visible, index=index, ontology=ontology,
-        item_entity=item_entity, samples=args.samples, settings=settings, chunk=args.chunk,
-        budget_s=args.llm_budget_s)
-    done = {it.id for it in todo[:n_done]}
-    plan = {i: rels for i, rels in plan.items() if i in done}
-    counts = {**counts, "items_asked": n_done,
-              "starring_gaps_asked": sum(1 for rels in plan.values()
-                                         for r in rels if r.name == "starring")}
-    questions = Counter(r.name for rels in plan.values() for r in rels)
-    asked_groups = {(item_entity[i], r.name) for i, rels in plan.items() for r in rels}
-    asked_key = {k for k in key if (k[0], k[1]) in asked_groups}
-    proposals, _ = to_triples(completed.kept, index=index, source=SourceKind.COMPLETED)
-    visible_keys = {t.key for t in visible}
-    proposals = [t for t in proposals if t.key not in visible_keys]
-
-    # KGE on the hidden graph (its triples are the trusted ones), default VerifySettings.
-    v = settings.verify
-    print(f"verify: fitting {v.model} (dim {v.dim}, {v.epochs} epochs) on {len(visible)} "
-          "trusted triples", flush=True)
-    verifier = fit_scorer(v.kge_scorer, [t.key for t in assemble.trusted(visible)],
-                          settings=v, labels={})
-    entity_types = {e.id: e.type for e in index.by_id.values()}
-    verified = list(verify_triples(
-        proposals, ontology=ontology, entity_types=entity_types, scorer=verifier,
-        combiner=Combiner.rule(v.review_band)).kept)
-    decisions = Counter(t.provenance.decision.value for t in verified)
-    print(f"verify: {verifier.summary()}; {dict(decisions)}", flush=True)
-    labels = {e.id: e.label for e in index.by_id.values()}
-    rows = candidate_rows(verified, key=key, labels=labels)
-    rep = {
-        "completion": {
-            "counts": counts, "questions": sum(questions.values()),
-            "questions_by_relation": dict(questions), "candidates": len(completed.kept),
-            "rejections": completed.rejection_counts(),
-            "scores": restoration_scores(rows, key=key, asked_key=asked_key),
-        },
-        "llm": llm_info,
-        "verify": {"summary": verifier.summary(), "metrics": dict(verifier.metrics),
-                   "candidates": len(verified), "decisions": dict(decisions),
-                   "settings": v.model_dump(mode="json")},
-    }
-    return rows, rep
+# --------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    t_start = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    variants = [v for v in args.variants.split(",") if v]
-    ontology = load_ontology(args.ontology)
+    settings = load_settings(None, flags={"llm.backend": args.backend,
+                                          "llm.base_url": args.base_url,
+                                          "llm.model": args.model,
+                                          "complete.samples": args.samples}, assignments=[
+        # no item text on MovieLens: discovery and extraction would ask about titles only
+        *([] if args.text_col else ["discover.use_llm=false", "discover.use_spacy=false",
+                                    "extract.enabled=false"]),
+        *args.assignments])
+    inputs = load(args)
+    kg, data = inputs.kg, inputs.data
+    relations = list(kg.relations)
+    print(f"{data.n_users} users, {data.n_items} items, {data.ratings.shape[0]} rows; KG "
+          f"{kg.rows.shape[0]} triples ({dict(Counter(relations[r] for r in kg.rows[:, 1]))})",
+          flush=True)
+    base = KGItemParams()
+    if args.epochs:
+        base = dataclasses.replace(base, n_epoch=args.epochs)
+    tune_split = new_item_split(data.ratings, seed=args.tune_seed)
+    tune_kgs, _ = kg_variants(kg.rows, new_items=tune_split.new_items,
+                              hide_fraction=args.hide_fraction, seed=args.tune_seed)
+    chosen = tune(make_ripple_data(ratings=data.ratings, kg=None, source=data.source,
+                                   n_entities=kg.n_entities + 10_000),
+                  {v: tune_kgs[v] for v in ("a", "b", "c")}, tune_split, base, args.tune_seed)
+    for v in NAMES:
+        chosen.setdefault(v, chosen["c"])
 
-    # 1. graphs
-    seed: SeedGraph = read_seed(args.data / "imdb_auxiliary.txt", format="auxiliary",
-                                ontology=ontology, on_error="skip")
-    full = list(seed.triples)
-    visible, hidden = hide_groups(full, fraction=args.hide_fraction, seed=args.hide_seed)
-    key = {t.key for t in hidden}
-    print(f"KG: {len(full)} triples; hidden {len(hidden)} ({len(hidden) / len(full):.1%}) in "
-          f"{len({(t.head, t.relation) for t in hidden})} groups", flush=True)
+    runs: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in NAMES}
+    totals: dict[str, float] = defaultdict(float)
+    keys_all: dict[str, set[Key]] = {"accepted": set(), "all": set(), "key": set(),
+                                     "g_accepted": set()}
+    work_root = Path(args.work or tempfile.mkdtemp(prefix="kgenrich-value-"))
+    for seed in seeds:
+        split = new_item_split(data.ratings, seed=seed)
+        kgs, hidden = kg_variants(kg.rows, new_items=split.new_items,
+                                  hide_fraction=args.hide_fraction, seed=seed)
+        order = np.random.default_rng([seed, 0x41]).permutation(split.new_items)
+        asked = np.sort(order[:args.max_new_items] if args.max_new_items else order)
+        work = work_root / f"seed{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        seed_file = work / "hidden_seed.tsv"
+        write_hidden_seed(seed_file, inputs, hidden.kept)
+        items = [inputs.tokens[i] for i in asked]
+        key = answer_key(inputs, hidden.hidden[np.isin(hidden.hidden[:, 0], asked)])
+        t0 = time.perf_counter()
+        llm_run = run_flow(args, work, seed_file=seed_file, items=items, relations=relations,
+                           settings=settings, name="llm")
+        flow_s = time.perf_counter() - t0
+        complete = next(s for s in llm_run.report["stages"] if s["stage"] == "complete")
+        for name in ("llm_calls", "prompt_tokens", "completion_tokens"):
+            totals[name] += complete[name]
+        totals["seconds"] += complete["seconds"]
+        totals["flow_seconds"] += flow_s
+        with ScriptedServer(reply=frequent_tail_reply(hidden.kept, inputs)) as server:
+            prior = settings.model_copy(update={"llm": settings.llm.model_copy(update={
+                "backend": "openai", "base_url": server.base_url, "cache_dir": None,
+                "model": "most-frequent-tail"})})
+            g_run = run_flow(args, work, seed_file=seed_file, items=items, relations=relations,
+                             settings=prior, name="prior")
+        extra: dict[str, int] = {}
+        d_rows = key_rows(llm_run.accepted, inputs, extra)
+        kgs["d"] = np.concatenate([hidden.kept, d_rows])
+        kgs["d_unverified"] = np.concatenate([hidden.kept,
+                                              key_rows(llm_run.proposed, inputs, extra)])
+        kgs["e"] = np.concatenate([hidden.kept, random_like(
+            d_rows, hidden.hidden, hidden.kept, heads=asked, seed=seed)])
+        right = Counter(relations.index(r) for _, r, _ in llm_run.accepted & key)
+        kgs["f"] = np.concatenate([hidden.kept, oracle(hidden.hidden, heads=asked,
+                                                       per_relation=right, seed=seed)])
+        kgs["g"] = np.concatenate([hidden.kept, key_rows(g_run.accepted, inputs, extra)])
+        keys_all["accepted"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in llm_run.accepted}
+        keys_all["all"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in llm_run.proposed}
+        keys_all["g_accepted"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in g_run.accepted}
+        keys_all["key"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in key}
+        sized = make_ripple_data(ratings=data.ratings, kg=None, source=data.source,
+                                 n_entities=kg.n_entities + 10_000)
+        if len(extra) >= 10_000:
+            raise SystemExit("more new tail entities than the reserved entity rows")
+        for v in NAMES:
+            r = train_kgitem(with_kg(sized, kg=kgs[v]), split=split.split,
+                             new_items=split.new_items, params=chosen[v], seed=seed)
+            runs[v][seed] = metrics(r, int(kgs[v].shape[0]))
+            print(f"seed {seed} {v:13s} AUC new {r.test_new.auc:.4f} all {r.test_all.auc:.4f}"
+                  f" ({kgs[v].shape[0]} triples)", flush=True)
+        print(f"seed {seed}: asked {len(items)} new items, key {len(key)}, proposed "
+              f"{len(llm_run.proposed)}, accepted {len(llm_run.accepted)} "
+              f"({len(llm_run.accepted & key)} right); prior accepted {len(g_run.accepted)} "
+              f"({len(g_run.accepted & key)} right); flow {flow_s:.0f} s", flush=True)
 
-    # 2. completion on the hidden graph (titles and years from the catalog)
-    items = read_catalog(args.data / "ml-100k.item", mapping=CatalogMapping(
-        id="item_id", title="movie_title", text=("release_year",), format="recbole"))
-    item_entity = {it.id: f"item/{it.id}" for it in items}
-    visible_entities = {e for t in visible for e in (t.head, t.tail)}
-    # Only entities the hidden graph still mentions are known: a person who only occurs in
-    # hidden triples must be named by the LLM, not looked up.
-    index = EntityIndex.build([
-        *item_entities(items, ontology=ontology),
-        *(e for e in seed.entities if e.id in visible_entities and e.type != ontology.item_type),
-    ])
-    todo, plan, counts = plan_gaps(
-        items, visible=visible, hidden=hidden, ontology=ontology, item_entity=item_entity,
-        max_items=args.max_items, starring_items=args.starring_items, seed=args.hide_seed)
-    questions = Counter(r.name for rels in plan.values() for r in rels)
-    print(f"completion plan: {counts}; questions {dict(questions)}", flush=True)
-    json_path = args.out_dir / "enrichment_value.json"
-    cand_path = args.out_dir / "ml100k_completion_candidates.jsonl"
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    previous: dict[str, Any] = {}
-    if json_path.exists():
-        previous = json.loads(json_path.read_text(encoding="utf-8"))
-    if args.reuse_completion:
-        rows = [json.loads(line) for line in cand_path.read_text(encoding="utf-8").splitlines()]
-        rep: dict[str, Any] = {k: previous[k] for k in ("completion", "llm", "verify")}
-        rep["completion_command"] = previous.get("completion_command", previous["command"])
-        print(f"reusing {len(rows)} candidates from {cand_path}", flush=True)
-    else:
-        rows, rep = complete_and_verify(
-            args, items=items, todo=todo, plan=plan, counts=counts, visible=visible, key=key,
-            index=index, ontology=ontology, item_entity=item_entity)
-        with cand_path.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        print(f"wrote {cand_path} ({len(rows)} candidates)", flush=True)
-    for rel, sc in rep["completion"]["scores"].items():
-        print(f"  {rel:12s} key {sc['key']:5d}  all P {fmt(sc['all']['precision'])} "
-              f"R {fmt(sc['all']['recall_key'])}  accepted P "
-              f"{fmt(sc['accepted']['precision'])} R {fmt(sc['accepted']['recall_key'])}",
-              flush=True)
+    def summary(v: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in ("auc_new", "acc_new", "auc_all", "acc_all", "triples"):
+            vals = np.array([runs[v][s][m] for s in seeds], dtype=float)
+            out[m] = float(vals.mean())
+            out[m + "_std"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+        out["auc_new_per_seed"] = [runs[v][s]["auc_new"] for s in seeds]
+        return out
 
-    # 4. KG variants
-    visible_list = [t.key for t in visible]
-    accepted = [row_key(r) for r in rows if r["decision"] == Decision.ACCEPTED.value]
-    all_props = [row_key(r) for r in rows]
-    item_tokens = inter_item_tokens(args.data / "ml-100k.inter")
-    rand = random_triples(
-        len(accepted), items=[f"item/{tok}" for tok in item_tokens], pool=visible_list,
-        existing=set(visible_list), seed=args.hide_seed)
-    graphs: dict[str, list[Key] | None] = {
-        "a": None, "b": [t.key for t in full], "c": visible_list,
-        "d": visible_list + accepted, "d_all": visible_list + all_props, "e": visible_list + rand,
-    }
-    ids = IdSpace(item_tokens, [g for g in graphs.values() if g])
-    kgs = {n: (None if graphs[n] is None else ids.array(graphs[n])) for n in variants}  # type: ignore[arg-type]
-
-    rep |= {
+    paired = {pair: {m: harness.t_interval([runs[pair.split("-")[0]][s][m]
+                                            - runs[pair.split("-")[1]][s][m] for s in seeds])
+                     for m in ("auc_new", "auc_all", "acc_new")} for pair in PAIRS}
+    key_set = keys_all["key"]
+    by_relation = {rel: {"accepted": pr({k for k in keys_all["accepted"] if k[1] == rel},
+                                        {k for k in key_set if k[1] == rel}),
+                         "all": pr({k for k in keys_all["all"] if k[1] == rel},
+                                   {k for k in key_set if k[1] == rel})}
+                   for rel in relations}
+    correct = len(keys_all["accepted"] & key_set)
+    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    rep: dict[str, Any] = {
+        "protocol": "new-items", "seeds": seeds,
         "command": " ".join([".venv/bin/python bench/enrichment_value.py",
                              *(argv if argv is not None else sys.argv[1:])]),
-        "hide_seed": args.hide_seed, "seeds": seeds, "preset": args.preset,
-        "graphs": {
-            "full": len(full), "hidden": len(hidden), "hidden_share": len(hidden) / len(full),
-            "hidden_graph": len(visible), "added_d": len(accepted),
-            "added_d_all": len(all_props), "added_e": len(rand),
-            "hidden_groups": len({(t.head, t.relation) for t in hidden}),
-            "by_relation_full": dict(Counter(t.relation for t in full)),
-            "by_relation_hidden": dict(Counter(t.relation for t in hidden)),
-            "seed_rejected_lines": len(seed.rejected),
-        },
+        "protocol_text": __doc__.split("\n\n")[1].replace("\n", " "),
+        "hide_fraction": args.hide_fraction, "max_new_items": args.max_new_items,
+        "settings": {"complete": settings.complete.model_dump(mode="json"),
+                     "verify": settings.verify.model_dump(mode="json"),
+                     "llm": {"backend": settings.llm.backend, "model": settings.llm.model}},
+        "recommender_params": {v: dataclasses.asdict(p) for v, p in chosen.items()},
+        "variants": {v if v != "d_unverified" else "d_unverified": summary(v) for v in NAMES},
+        "paired": paired,
+        "completion": {"accepted": pr(keys_all["accepted"], key_set),
+                       "all": pr(keys_all["all"], key_set),
+                       "g_accepted": pr(keys_all["g_accepted"], key_set),
+                       "by_relation": by_relation},
+        "llm": {"calls": int(totals["llm_calls"]), "prompt_tokens": int(totals["prompt_tokens"]),
+                "completion_tokens": int(totals["completion_tokens"]),
+                "seconds": round(totals["seconds"], 1),
+                "flow_seconds": round(totals["flow_seconds"], 1),
+                "seconds_per_correct_accepted": totals["seconds"] / correct if correct
+                else float("inf"),
+                "tokens_per_correct_accepted": tokens / correct if correct else float("inf")},
+        "machine": harness.machine(wall_seconds=round(time.perf_counter() - start, 1)),
     }
-    old_runs: dict[str, Any] = previous.get("runs", {})
-    # Written before the recommender runs, so --reuse-completion can pick it up.
-    json_path.write_text(json.dumps(rep | {"runs": old_runs}, indent=2) + "\n",
-                         encoding="utf-8")
-    if args.skip_recsys:
-        print(f"wrote {json_path} (no recommender runs)")
-        return 0
-
-    # 5. recommender
-    import torch
-
-    from kgenrich.recsys.data import load_recbole, make_ripple_data
-    from kgenrich.recsys.params import preset
-
-    torch.set_num_threads(args.threads)
-    data = load_recbole(args.data / "ml-100k.inter", rating_threshold=4.0, seed=0)
-    if data.n_items != len(item_tokens):
-        raise RuntimeError(f"item count mismatch: {data.n_items} vs {len(item_tokens)}")
-    # One entity table size for every variant (with_kg never shrinks it), so that variants
-    # differ in their KG only, not in embedding-table shapes and hence initialization.
-    data = make_ripple_data(ratings=data.ratings, kg=None, source=data.source,
-                            n_entities=len(ids.ids))
-    params = preset(args.preset, n_epoch=args.epochs)
-    t_rec = time.perf_counter()
-    def checkpoint(partial: Mapping[str, Mapping[int, Any]]) -> None:
-        # Every finished run is saved at once, so an interrupted benchmark resumes from here.
-        done = {n: {str(s): r for s, r in by.items()} for n, by in partial.items()}
-        merged = {n: {**old_runs.get(n, {}), **done.get(n, {})} for n in {*old_runs, *done}}
-        json_path.write_text(json.dumps(rep | {"runs": merged}, indent=2) + "\n",
-                             encoding="utf-8")
-
-    runs = run_recsys(data, kgs, seeds=seeds, params=params, previous=old_runs,
-                      checkpoint=checkpoint)
-    del t_rec
-    # Summed over runs, reused ones included (a resumed benchmark still reports their cost).
-    rep["recsys_seconds"] = sum(r["seconds"] for by in runs.values() for r in by.values())
-    rep["params"] = dataclasses.asdict(params)
-    rep["data"] = {"n_users": data.n_users, "n_items": data.n_items,
-                   "n_rows": int(data.ratings.shape[0])}
-    rep["runs"] = {n: {str(s): r for s, r in by.items()} for n, by in runs.items()}
-    results: dict[str, Any] = {}
-    for name in variants:
-        by = runs[name]
-        auc_m, auc_s = mean_std([r["auc"] for r in by.values()])
-        acc_m, acc_s = mean_std([r["acc"] for r in by.values()])
-        results[name] = {
-            "label": VARIANTS[name], "n_triples": next(iter(by.values()))["n_triples"],
-            "auc_mean": auc_m, "auc_std": auc_s, "acc_mean": acc_m, "acc_std": acc_s,
-            "auc_by_seed": {s: r["auc"] for s, r in by.items()},
-            "acc_by_seed": {s: r["acc"] for s, r in by.items()},
-        }
-    rep["results"] = results
-    rep["reading"] = reading(rep)
-    rep["total_seconds"] = time.perf_counter() - t_start
-    rep["environment"] = {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "threads": args.threads, "cpu_count": os.cpu_count(), "load_start": load_start,
-        "load_end": os.getloadavg()[0],
-    }
-    harness.write_report(json_path, rep, default=str)
-    plot(rep, args.out_dir / "enrichment_value.png")
-    md_path = args.out_dir / "enrichment_value.md"
-    md_path.write_text(render_markdown(rep), encoding="utf-8")
-    for name, row in results.items():
-        print(f"{VARIANTS[name]:36s} AUC {row['auc_mean']:.4f} ± {row['auc_std']:.4f}  "
-              f"ACC {row['acc_mean']:.4f} ± {row['acc_std']:.4f}")
-    print(f"wrote {json_path}, {md_path}, {args.out_dir / 'enrichment_value.png'}")
+    rep["verdict"] = verdict(rep)
+    harness.write_report(args.out, rep, markdown(rep))
+    print("\n".join(rep["verdict"]), flush=True)
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    sys.exit(main())

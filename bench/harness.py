@@ -195,3 +195,17 @@ def run_cli(ws: Workspace, base_url: str, run_name: str, *,
                 os.killpg(proc.pid, signal.SIGKILL)
     tail = log.read_text(errors="replace")[-3000:]
     return RunResult(proc.returncode, time.perf_counter() - start, killed, tail)
+
+
+def t_interval(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and 95% t-interval over seeds (paired differences); nan bounds for one seed."""
+    import math
+
+    from scipy import stats
+
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return {"mean": mean, "ci95": [math.nan, math.nan], "per_seed": list(values)}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "per_seed": list(values)}

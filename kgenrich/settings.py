@@ -137,6 +137,11 @@ class CompleteSettings(_Section):
         "as hints in the prompt. Closed types (ontology closed_types) always restrict answers.",
     )
     max_items: int | None = Field(None, ge=1, description="Complete at most N items per run.")
+    items: tuple[str, ...] | None = Field(
+        None,
+        description="Catalog ids to complete; None = every item with a gap. The others are "
+        "deferred like items past max_items: not asked this run, their stored results kept.",
+    )
     per_item: bool = Field(
         True,
         description="Ask for all missing relations of an item in one request (one JSON object "

@@ -51,7 +51,8 @@ def fingerprints(graph: BaseGraph, *, settings: Settings) -> dict[str, dict[str,
     stage_settings = {
         "discover": settings.discover.model_dump(mode="json"),
         "extract": settings.extract.model_dump(mode="json"),
-        "complete": settings.complete.model_dump(mode="json", exclude={"max_items"}),
+        # which items are asked is not part of an item's input: a selection defers, never re-asks
+        "complete": settings.complete.model_dump(mode="json", exclude={"max_items", "items"}),
     }
     return {it.id: stage_fingerprints(it, model=settings.llm.model, ontology=onto,
                                       settings=stage_settings, seed_facts=seed_facts[it.id])

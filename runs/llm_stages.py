@@ -102,5 +102,5 @@ def _complete(
     runs["complete"] = run_stage(
         **common, stage="complete", wanted=book.wanted("complete"), submit=submit_chunk,
         plan=lambda todo: plan_completion(todo, gaps=gaps, upstream_failed=upstream,
-                                          max_items=c.max_items))
+                                          max_items=c.max_items, only=c.items))
     return runs["complete"].result

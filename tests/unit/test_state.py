@@ -154,3 +154,14 @@ def test_plan_completion() -> None:
     assert [it.id for it in plan.ask] == ["a"]
     assert plan.nothing_to_ask == ("c",) and plan.deferred == ("d",)
     assert plan.failed["b"].startswith(UPSTREAM_FAILED)
+
+
+def test_plan_completion_asks_only_the_selected_items_and_defers_the_rest() -> None:
+    items = [Item(id=i, title=i) for i in "abcde"]
+    gaps = {"a": [1], "b": [1], "d": [1], "e": [1]}
+    plan = plan_completion(items, gaps=gaps, upstream_failed={}, max_items=None,
+                           only=["b", "e", "zz"])
+    assert [it.id for it in plan.ask] == ["b", "e"]
+    assert plan.deferred == ("a", "d") and plan.nothing_to_ask == ("c",)
+    capped = plan_completion(items, gaps=gaps, upstream_failed={}, max_items=1, only=["b", "e"])
+    assert [it.id for it in capped.ask] == ["b"] and capped.deferred == ("a", "d", "e")
