@@ -1,7 +1,8 @@
 """A watchdog process that stops a child when its parent dies: `python -m kgenrich.cli_reaper
 PARENT CHILD [DIR]` waits for either to exit; if the parent goes first (even by SIGKILL, which
 runs no exit handler) it stops the child (SIGTERM, then SIGKILL after a grace period) and
-removes DIR. Standard library only, so it starts in a few tens of milliseconds."""
+removes DIR. Standard library plus `kgenrich.runs.lock` (itself standard library only), so it
+starts in a few tens of milliseconds."""
 
 from __future__ import annotations
 
@@ -13,18 +14,10 @@ import signal
 import sys
 import time
 
+from kgenrich.runs.lock import pid_alive
+
 GRACE_S = 5.0
 _POLL_S = 0.5  # only without pidfds (not Linux): how often to look at the processes
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pidfd(pid: int) -> int | None:
@@ -43,9 +36,9 @@ def _pidfd(pid: int) -> int | None:
 def _wait_first(parent: int, child: int) -> str:
     """"parent" or "child": which exited first (blocking until one does)."""
     pfd, cfd = _pidfd(parent), _pidfd(child)
-    if pfd is None and not _alive(parent):
+    if pfd is None and not pid_alive(parent):
         return "parent"
-    if cfd is None and not _alive(child):
+    if cfd is None and not pid_alive(child):
         return "child"
     if pfd is not None and cfd is not None:
         poller = select.poll()
@@ -54,9 +47,9 @@ def _wait_first(parent: int, child: int) -> str:
         ready = {fd for fd, _ in poller.poll()}
         return "child" if cfd in ready else "parent"
     while True:  # no pidfds: look every _POLL_S
-        if not _alive(child):
+        if not pid_alive(child):
             return "child"
-        if not _alive(parent):
+        if not pid_alive(parent):
             return "parent"
         time.sleep(_POLL_S)
 
@@ -66,7 +59,7 @@ def _stop(pid: int, grace_s: float) -> None:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):

@@ -61,7 +61,8 @@ def read_holder(path: Path) -> LockHolder | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this host)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +113,7 @@ def _acquire(out_dir: Path) -> _Held:
         os.close(fd)
     stale = read_holder(path)  # a holder that released it would have removed the file
     if stale is not None:
-        gone = stale.host != socket.gethostname() or not _alive(stale.pid)
+        gone = stale.host != socket.gethostname() or not pid_alive(stale.pid)
         logger.warning("taking over a stale run lock in %s (left by %s, %s)", out_dir,
                        stale.describe(), "no longer running" if gone else "not holding it")
     me = {"pid": os.getpid(), "host": socket.gethostname(),
