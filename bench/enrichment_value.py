@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -444,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
             totals[name] += complete[name]
         totals["seconds"] += complete["seconds"]
         totals["flow_seconds"] += flow_s
+        # same hidden seed, same trusted graph: the prior's run loads the fitted verifier
+        # (the flow's own cache, keyed by that graph and the fit settings) instead of training
+        if (work / "llm" / "verifier").is_dir():
+            shutil.copytree(work / "llm" / "verifier", work / "prior" / "verifier",
+                            dirs_exist_ok=True)
         with ScriptedServer(reply=frequent_tail_reply(hidden.kept, inputs)) as server:
             prior = settings.model_copy(update={"llm": settings.llm.model_copy(update={
                 "backend": "openai", "base_url": server.base_url, "cache_dir": None,
