@@ -140,7 +140,17 @@ class _OursOrSevere(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.split(".")[0] in self.OURS:
             return True
+        if not self.verbose and _reports_our_error(record):
+            # Prefect logs a flow's exception with its traceback; for a KgenrichError the CLI
+            # prints the one line that says what to fix, and the traceback would bury it.
+            return False
         return record.levelno >= (logging.WARNING if self.verbose else logging.ERROR)
+
+
+def _reports_our_error(record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return isinstance(error, KgenrichError) or (
+        record.name.startswith("prefect") and "kgenrich.errors." in record.getMessage())
 
 
 def _fail(err: Exception) -> None:
@@ -357,10 +367,11 @@ def _plain(value: Any) -> Any:
 def _preflight(o: dict[str, Any], run_config: RunConfig) -> None:
     """Check the inputs before Prefect loads (runs/preflight.py); with --dry-run print what the
     run would ask and exit 0."""
-    from kgenrich.cli_preflight import preflight_inputs, print_preflight
+    from kgenrich.cli_preflight import check_state, preflight_inputs, print_preflight
 
     inputs = run_config.inputs
     assert inputs.catalog is not None  # _run_config checked it
+    check_state(run_config.settings.state_path or inputs.out / "state.sqlite")
     result = preflight_inputs(
         catalog=inputs.catalog, mapping=run_config.mapping.catalog_mapping(),
         ontology=inputs.ontology or DEFAULT_ONTOLOGY, seed=inputs.seed,

@@ -22,6 +22,7 @@ from kgenrich.runs.preflight import (
     check_mapping,
     check_run,
 )
+from kgenrich.runs.state import StateStore
 from kgenrich.settings import Settings
 
 
@@ -78,3 +79,11 @@ def print_preflight(result: Preflight, *, console: Console, dry_run: bool) -> No
     out.print(f"estimated LLM calls: {total} ("
               + (", ".join(f"{s} {n}" for s, n in result.llm_calls.items()) or "no LLM stage")
               + ")")
+
+
+def check_state(path: Path) -> None:
+    """Open an existing state store once, so a corrupt or foreign file is one line now rather
+    than an error from inside the flow after Prefect has started (`StateStore.open` runs
+    SQLite's quick check). A missing file is fine: the run creates it."""
+    if path.is_file():
+        StateStore.open(path).close()

@@ -83,3 +83,33 @@ def test_end_of_run_names_the_flow_run_and_the_report(
     assert lines[-1] == f"report: {out / 'report.md'}  {out / 'report.html'}"  # unwrapped
     assert (f"flow run: {url}" in lines) == (url is not None)
     assert len(lines) == (2 if url else 1)
+
+
+def _prefect_error(exc: BaseException) -> logging.LogRecord:
+    try:
+        raise exc
+    except BaseException:  # noqa: BLE001
+        info = sys.exc_info()
+    return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1,
+                             "Encountered exception during execution: %r", (exc,), info)
+
+
+def test_prefects_traceback_of_our_error_is_dropped_and_a_crash_is_kept() -> None:
+    from kgenrich.errors import InputError
+
+    quiet = cli._OursOrSevere(verbose=False)
+    assert not quiet.filter(_prefect_error(InputError("bad", file="x.csv")))
+    assert quiet.filter(_prefect_error(RuntimeError("a bug")))  # a crash keeps its traceback
+    assert cli._OursOrSevere(verbose=True).filter(_prefect_error(InputError("bad", file="x")))
+
+
+def test_a_corrupt_state_store_is_one_line_before_prefect_starts(tmp_path: Path) -> None:
+    from kgenrich.cli_preflight import check_state
+    from kgenrich.errors import KgenrichError
+
+    check_state(tmp_path / "state.sqlite")  # missing: the run creates it
+    assert not (tmp_path / "state.sqlite").exists()
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    with pytest.raises(KgenrichError, match="state store is corrupt"):
+        check_state(bad)
