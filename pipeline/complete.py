@@ -169,6 +169,22 @@ def labels_for_prompts(
     return out
 
 
+def vocabularies(
+    ontology: Ontology, labels_by_type: Mapping[str, Sequence[str]], *, max_candidates: int
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Range type -> sorted known labels, split in two: `allowed` for closed types (the answer
+    must be one of them) and `hints` for open types with 1..`max_candidates` known labels."""
+    allowed: dict[str, tuple[str, ...]] = {}
+    hints: dict[str, tuple[str, ...]] = {}
+    for rel in ontology.relations:
+        known = tuple(sorted(labels_by_type.get(rel.range, ())))
+        if rel.range in ontology.closed_types and known:
+            allowed[rel.range] = known
+        elif 0 < len(known) <= max_candidates:
+            hints[rel.range] = known
+    return allowed, hints
+
+
 def complete_tails(
     items: Sequence[Item],
     *,
@@ -183,15 +199,10 @@ def complete_tails(
 ) -> StageResult[Candidate]:
     """Ask for every (item, missing relation) in `gaps`, `samples` times each."""
     start = time.perf_counter()
-    jobs: list[tuple[Item, Relation, list[str] | None]] = []
-    hints: dict[str, list[str]] = {}
-    for it in items:
-        for rel in gaps.get(it.id, ()):
-            known = sorted(labels_by_type.get(rel.range, ()))
-            closed = rel.range in ontology.closed_types and bool(known)
-            jobs.append((it, rel, known if closed else None))
-            if not closed and 0 < len(known) <= max_candidates:
-                hints[rel.range] = known
+    allowed, hints = vocabularies(ontology, labels_by_type, max_candidates=max_candidates)
+    jobs: list[tuple[Item, Relation, list[str] | None]] = [
+        (it, rel, list(allowed[rel.range]) if rel.range in allowed else None)
+        for it in items for rel in gaps.get(it.id, ())]
     requests: list[LLMRequest[Any]] = []
     for it, rel, choices in jobs:
         messages = build_complete_messages(it, rel, ontology=ontology,

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from kgenrich.kg.records import Item, Ontology, Rejection, Relation, StageResult
 from kgenrich.pipeline.candidates import Candidate
-from kgenrich.pipeline.complete import MAX_TAILS, STAGE, aggregate_samples
+from kgenrich.pipeline.complete import MAX_TAILS, STAGE, aggregate_samples, vocabularies
 from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, Message
 from kgenrich.pipeline.stats import stats_from_answers
 
@@ -119,14 +119,7 @@ def complete_items(
 ) -> StageResult[Candidate]:
     """Ask once per item with gaps (`samples` times) for all of its missing relations."""
     start = time.perf_counter()
-    allowed: dict[str, tuple[str, ...]] = {}
-    hints: dict[str, tuple[str, ...]] = {}
-    for rel in completable(ontology):
-        known = tuple(sorted(labels_by_type.get(rel.range, ())))
-        if rel.range in ontology.closed_types and known:
-            allowed[rel.range] = known
-        elif 0 < len(known) <= max_candidates:
-            hints[rel.range] = known
+    allowed, hints = vocabularies(ontology, labels_by_type, max_candidates=max_candidates)
     jobs: list[tuple[Item, list[Relation]]] = [
         (it, list(gaps[it.id])) for it in items if gaps.get(it.id)]
     system = system_prompt(ontology, allowed=allowed, hints=hints)
