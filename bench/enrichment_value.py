@@ -323,6 +323,8 @@ def markdown(rep: dict[str, Any]) -> str:
             out.append(f"| {name} | {r['auc_new']:.4f} ± {r['auc_new_std']:.4f} | "
                        f"{r['acc_new']:.4f} | {r['auc_all']:.4f} | {r['acc_all']:.4f} | "
                        f"{r['triples']:.0f} |")
+    out += ["", f"![AUC on new items per variant, mean and 95% interval over seeds]"
+            f"({rep.get('chart', 'enrichment_value.svg')})"]
     out += ["", "Paired differences over seeds, 95% t-intervals:", "",
             "| pair | AUC new items | AUC all rows |", "|---|---|---|"]
     for pair, d in p.items():
@@ -345,6 +347,19 @@ def markdown(rep: dict[str, Any]) -> str:
         out.append(f"| {rel} | {r['accepted']['precision']:.3f} | {r['accepted']['recall']:.3f}"
                    f" | {r['all']['precision']:.3f} | {r['all']['recall']:.3f} | "
                    f"{r['all']['key']} |")
+    out += ["", "## Calibration probes (warm items, never the evaluated new items)", "",
+            "Per seed and relation: probe proposals right / scored, the accept threshold "
+            "the flow chose (none: never auto-accepted), and whether the relation was asked.",
+            "", "| answerer | seed | relation | probes right | accept at | not asked |",
+            "|---|---:|---|---:|---:|---|"]
+    for who, per_seed in rep.get("calibration", {}).items():
+        for seed, rec in per_seed.items():
+            for rel, cal in rec["calibration"].items():
+                at = cal["accept_at"]
+                out.append(f"| {'LLM' if who == 'llm' else 'most frequent tail'} | {seed} | "
+                           f"{rel} | {cal['correct']}/{cal['probes']} | "
+                           f"{'none' if at is None else f'{at:.3f}'} | "
+                           f"{'yes' if rel in rec['relations not asked'] else ''} |")
     llm = rep["llm"]
     out += ["", f"LLM: {llm['calls']} calls, {llm['prompt_tokens']} prompt and "
             f"{llm['completion_tokens']} completion tokens, {llm['seconds']:.0f} s of "
@@ -384,6 +399,37 @@ def verdict(rep: dict[str, Any]) -> list[str]:
     return lines
 
 
+def chart(rep: dict[str, Any], path: Path) -> None:
+    """A bar per variant: mean AUC on new items over seeds with a 95% t-interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in NAMES if k in rep["variants"]]
+    means, errs = [], []
+    for k in names:
+        vals = rep["variants"][k]["auc_new_per_seed"]
+        ci = harness.t_interval(vals)
+        means.append(ci["mean"])
+        half = ci["mean"] - ci["ci95"][0]
+        errs.append(0.0 if half != half else half)  # one seed: no interval
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(range(len(names)), means, yerr=errs, capsize=4,
+           color=["#999" if k in ("a", "b", "c") else "#4878a8" for k in names])
+    ax.set_xticks(range(len(names)), [k.replace("d_unverified", "d'") for k in names])
+    lo = min(m - e for m, e in zip(means, errs, strict=True))
+    ax.set_ylim(max(0.0, lo - 0.02), max(m + e for m, e in zip(means, errs, strict=True)) + 0.01)
+    ax.set_ylabel("test AUC, new items")
+    ax.set_title(f"KGItemNet on new items, {len(rep['seeds'])} seeds (95% t-intervals)")
+    fig.tight_layout()
+    tmp = path.with_suffix(".svg.tmp")
+    fig.savefig(tmp, format="svg")
+    plt.close(fig)
+    tmp.replace(path)
+    rep["chart"] = path.name
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -420,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen.setdefault(v, chosen["c"])
 
     runs: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in NAMES}
+    calibration: dict[str, dict[int, dict[str, Any]]] = {"llm": {}, "g": {}}
     totals: dict[str, float] = defaultdict(float)
     keys_all: dict[str, set[Key]] = {"accepted": set(), "all": set(), "key": set(),
                                      "g_accepted": set()}
@@ -467,6 +514,11 @@ def main(argv: list[str] | None = None) -> int:
         kgs["f"] = np.concatenate([hidden.kept, oracle(hidden.hidden, heads=asked,
                                                        per_relation=right, seed=seed)])
         kgs["g"] = np.concatenate([hidden.kept, key_rows(g_run.accepted, inputs, extra)])
+        for name, r in (("llm", llm_run), ("g", g_run)):
+            calibration[name][seed] = {
+                "calibration": r.report["extra"].get("calibration", {}),
+                "relations not asked": r.report["extra"].get("relations not asked", []),
+                "combiner": r.report["extra"].get("confidence combiner")}
         keys_all["accepted"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in llm_run.accepted}
         keys_all["all"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in llm_run.proposed}
         keys_all["g_accepted"] |= {(f"{seed}:{k[0]}", *k[1:]) for k in g_run.accepted}
@@ -529,9 +581,11 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_per_correct_accepted": totals["seconds"] / correct if correct
                 else float("inf"),
                 "tokens_per_correct_accepted": tokens / correct if correct else float("inf")},
+        "calibration": calibration,
         "machine": harness.machine(wall_seconds=round(time.perf_counter() - start, 1)),
     }
     rep["verdict"] = verdict(rep)
+    chart(rep, args.out.with_suffix(".svg"))
     harness.write_report(args.out, rep, markdown(rep))
     print("\n".join(rep["verdict"]), flush=True)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}", flush=True)

@@ -33,6 +33,7 @@ from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
 from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
+from kgenrich.pipeline.llm.base import LLM  # noqa: E402
 from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
@@ -45,8 +46,19 @@ from kgenrich.runs.graph import BaseGraph, base_graph  # noqa: E402
 from kgenrich.runs.llm_stages import run_llm_stages  # noqa: E402
 from kgenrich.runs.lock import output_lock  # noqa: E402
 from kgenrich.runs.preflight import check_run  # noqa: E402
+from kgenrich.runs.probes import (  # noqa: E402
+    Calibration,
+    ProbeRun,
+    ask_probes,
+    masked_keys,
+    skip_relations,
+)
 from kgenrich.runs.state import StateStore  # noqa: E402
-from kgenrich.runs.verification import fit_run_scorer, verify_candidates  # noqa: E402
+from kgenrich.runs.verification import (  # noqa: E402
+    calibrate_run,
+    fit_run_scorer,
+    verify_candidates,
+)
 from kgenrich.settings import Settings, VerifySettings  # noqa: E402
 from kgenrich.verification.scorers import Scorer  # noqa: E402
 
@@ -100,16 +112,33 @@ def submit_stage(stage: str, chunk: list[Item], kwargs: dict[str, Any]) -> Chunk
     return STAGE_TASKS[stage].submit(chunk, **kwargs)
 
 
+@task(name="calibration-probes", cache_policy=NONE)
+def probes_task(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | None:
+    return ask_probes(graph, llm=llm, settings=settings)
+
+
 @task(name="fit-scorer", cache_policy=NONE)
-def fit_scorer_task(graph: BaseGraph, settings: VerifySettings, cache_dir: Path) -> Scorer:
-    return fit_run_scorer(graph, settings=settings, cache_dir=cache_dir)
+def fit_scorer_task(graph: BaseGraph, settings: VerifySettings, cache_dir: Path,
+                    probes: ProbeRun | None) -> Scorer:
+    return fit_run_scorer(graph, settings=settings, cache_dir=cache_dir,
+                          exclude=masked_keys(probes))
+
+
+@task(name="calibrate", cache_policy=NONE)
+def calibrate_task(graph: BaseGraph, probes: ProbeRun | None, *, scorer: Scorer,
+                   settings: VerifySettings) -> Calibration | None:
+    return calibrate_run(graph, probes, scorer=scorer, settings=settings,
+                         confidence_model=fio.read_confidence_model(settings.confidence_model)
+                         if settings.confidence_model else None)
 
 
 @task(name="verify", cache_policy=NONE)
 def verify_task(graph: BaseGraph, candidates: list[Triple], *, scorer: Scorer,
-                settings: VerifySettings, reviewed: list[ReviewRow]) -> ReviewedVerification:
+                settings: VerifySettings, reviewed: list[ReviewRow],
+                calibration: Calibration | None) -> ReviewedVerification:
     return verify_candidates(
         graph, candidates, scorer=scorer, settings=settings, reviewed=reviewed,
+        calibration=calibration,
         confidence_model=fio.read_confidence_model(settings.confidence_model)
         if settings.confidence_model else None)
 
@@ -135,14 +164,21 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                         previous_triples=lambda: fio.previous_triples(inputs.out_dir),
                         store=inputs.store)
         with make_llm(settings.llm) as llm:
+            # Calibrate first: the probes' thresholds say which relations are worth asking.
+            probes = probes_task(unvisited(graph), llm=unvisited(llm), settings=settings)
+            scorer = fit_scorer_task(unvisited(graph), settings.verify,
+                                     inputs.out_dir / "verifier", unvisited(probes))
+            calibration = calibrate_task(unvisited(graph), unvisited(probes), scorer=scorer,
+                                         settings=settings.verify)
             llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
-                                     submit=submit_stage)
+                                     submit=submit_stage, skip_relations=skip_relations(
+                                         calibration, settings))
         settled = book.settle(graph, llm_out.runs)
-        scorer = fit_scorer_task(unvisited(graph), settings.verify, inputs.out_dir / "verifier")
         # read once: verification applies the verdicts, the new review queue keeps them
         reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
         verified = verify_task(unvisited(graph), unvisited(llm_out.candidates), scorer=scorer,
-                               settings=settings.verify, reviewed=reviewed)
+                               settings=settings.verify, reviewed=reviewed,
+                               calibration=unvisited(calibration))
         result = rr.run_result(graph, verified)
         report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,
                                verified=verified, settled=settled, result=result,

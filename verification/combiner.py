@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kgenrich.kg.records import Decision, Triple
 from kgenrich.kg.review import ReviewRow
@@ -18,6 +18,7 @@ from kgenrich.verification.confidence import (
     ConfidenceModel,
     features_from_triple,
 )
+from kgenrich.verification.probe_fit import RelationCalibration
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,18 @@ class Combiner:
     accept_at: float
     review_from: float
     name: str
+    #: relation -> thresholds measured on calibration probes (`verification.probe_fit`); an LLM
+    #: completion of such a relation is accepted at its relation's ``accept_at`` instead
+    calibration: Mapping[str, RelationCalibration] = field(default_factory=dict)
+
+    def probe_calibration(self, f: ConfidenceFeatures) -> RelationCalibration | None:
+        """The probes' calibration that decides this candidate, if any (completions only:
+        probes ask completion questions, so they say nothing about extracted triples)."""
+        return None if f.extracted else self.calibration.get(f.relation)
+
+    def accept_threshold(self, f: ConfidenceFeatures) -> float:
+        cal = self.probe_calibration(f)
+        return self.accept_at if cal is None else cal.accept_at
 
     @classmethod
     def rule(cls, review_band: tuple[float, float]) -> Combiner:

@@ -40,6 +40,24 @@ def _disable_extra_bufts() -> None:
     lib.llama_model_default_params = without_extra_bufts
 
 
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """Exit when the process that started this server is gone. `EmbeddedServer.__exit__`
+    stops the server, but a parent killed by a signal Python does not handle (SIGTERM, SIGKILL)
+    never runs it; the orphan kept a 3 GB model in memory and its threads spinning."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def pop_choice(argv: list[str]) -> str:
     """Remove `--extra-bufts X` from argv and return X (default auto)."""
     if FLAG not in argv:
@@ -53,6 +71,7 @@ def pop_choice(argv: list[str]) -> str:
 
 
 if __name__ == "__main__":
+    exit_with_parent()
     choice = pop_choice(sys.argv)
     if choice == "off" or (choice == "auto" and built_with_amx()):
         if choice == "auto":

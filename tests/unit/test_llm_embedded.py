@@ -231,3 +231,35 @@ def test_amx_detection_reads_the_loaded_library() -> None:
 
     info = lib.llama_print_system_info().decode()
     assert built_with_amx() is ("AMX_INT8 = 1" in info)
+
+
+def test_the_server_launcher_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # A parent killed by SIGKILL never runs EmbeddedServer.__exit__: the launcher must notice.
+    import signal
+    import subprocess
+
+    child = ("from kgenrich.pipeline.llm._llama_server import exit_with_parent; "
+             "exit_with_parent(0.1); import time; time.sleep(120)")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
+         "print(p.pid, flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child has imported and started watching
+    assert _running(pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    # a zombie (exited, not yet reaped by a container's init) has exited
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")

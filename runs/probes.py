@@ -1,0 +1,143 @@
+"""The run's calibration probes (`verify.calibration = "probes"`): choose and ask them with the
+run's own completion settings, then, once the verifier is fitted, score and label them and fit
+the per-relation thresholds the combiner accepts at.
+
+Probes are asked outside the state store: they are not items' results (nothing of them is
+exported), and the LLM response cache already makes an unchanged re-run free.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from kgenrich.kg.records import SourceKind, StageStats, Triple
+from kgenrich.pipeline import assemble
+from kgenrich.pipeline.candidates import to_triples
+from kgenrich.pipeline.complete import complete_tails, labels_for_prompts
+from kgenrich.pipeline.complete_item import complete_items
+from kgenrich.pipeline.llm.base import LLM
+from kgenrich.pipeline.probes import Probes, choose_probes
+from kgenrich.pipeline.verify import ProbabilityFn, verify_context, verify_triples
+from kgenrich.runs.book import enabled_stages
+from kgenrich.runs.graph import BaseGraph
+from kgenrich.runs.outcomes import FailureTracker
+from kgenrich.settings import Settings, VerifySettings
+from kgenrich.verification.combiner import Combiner
+from kgenrich.verification.probe_fit import RelationCalibration, describe, fit_probe_calibration
+from kgenrich.verification.scorers import Scorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """The asked probes: their masked groups, the completions proposed, what asking cost."""
+
+    probes: Probes
+    candidates: tuple[Triple, ...]
+    entity_types: dict[str, str]  # the run's types plus entities the probes' answers minted
+    stats: StageStats
+    failed_items: int
+
+
+def ask_probes(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | None:
+    """Choose the probes and ask the LLM to complete them; None when calibration is off, the
+    run completes nothing, or no item has a trusted fact to mask."""
+    v, c = settings.verify, settings.complete
+    if v.calibration != "probes" or "complete" not in enabled_stages(settings):
+        return None
+    probes = choose_probes(
+        graph.items, trusted=assemble.trusted(graph.base), ontology=graph.ontology,
+        item_entity=graph.item_entity, relations=c.relations, exclude=set(c.items or ()),
+        n_items=min(v.probe_items, max(1, int(v.probe_max_share * len(graph.items)))),
+        mask_fraction=v.probe_mask_fraction, seed=v.probe_seed)
+    if not probes.items:
+        logger.info("calibration probes: no item has a trusted fact to mask")
+        return None
+    facts = assemble.item_facts(probes.items, triples=probes.visible(graph.base),
+                                labels=graph.labels(), item_entity=graph.item_entity)
+    # the prompts real gaps get (same vocabularies, same shared system prompt)
+    by_type = labels_for_prompts(assemble.labels_by_type(graph.index), ontology=graph.ontology,
+                                 max_candidates=c.max_candidates)
+    tracked = FailureTracker(llm)
+    complete = complete_items if c.per_item else complete_tails
+    logger.info("calibration probes: asking %d items (%d masked groups)",
+                len(probes.items), len(probes.masked))
+    result = complete(list(probes.items), llm=tracked, ontology=graph.ontology,
+                      gaps=probes.gaps, facts=facts, labels_by_type=by_type, samples=c.samples,
+                      temperature=c.temperature, max_candidates=c.max_candidates)
+    # a copy: entities minted for the probes' answers must not reach the run's export
+    index = copy.deepcopy(graph.index)
+    triples, _ = to_triples(result.kept, index=index, source=SourceKind.COMPLETED,
+                            item_links=graph.links)
+    return ProbeRun(probes=probes, candidates=tuple(triples),
+                    entity_types={e.id: e.type for e in index.by_id.values()},
+                    stats=result.stats, failed_items=len(tracked.failures))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The probes scored and labelled, and the combiner with their thresholds."""
+
+    combiner: Combiner
+    by_relation: dict[str, RelationCalibration]
+    #: (triple, correct) for every probe proposal, scored by the run's verifier
+    labelled: tuple[tuple[Triple, bool], ...]
+    note: str
+    #: the text fallback fitted for the probes, if they needed one (verification re-uses it)
+    fallback: ProbabilityFn | None
+    probes: ProbeRun
+
+    def unreachable(self) -> frozenset[str]:
+        """Relations whose probes reached the target precision at no threshold."""
+        return frozenset(r for r, c in self.by_relation.items() if math.isinf(c.accept_at))
+
+
+def calibrate(
+    run: ProbeRun, *, graph: BaseGraph, scorer: Scorer, combiner: Combiner,
+    fallback: Callable[[], ProbabilityFn] | None, settings: VerifySettings,
+) -> Calibration:
+    """Verify the probe proposals with ``combiner``, label them against the masked tails and
+    return ``combiner`` with per-relation thresholds fitted on them. ``fallback`` fits the text
+    fallback, called only if a probe proposal names an entity the KGE never saw."""
+    v = settings
+    visible = run.probes.visible(graph.base)
+    known = {t.key for t in visible}
+    fresh = [t for t in run.candidates if t.key not in known]
+    fitted_fallback = (fallback() if fallback is not None
+                       and any(not scorer.knows(*t.key) for t in fresh) else None)
+    # the masked triples must not speak for their own answers (a catalog attribute would)
+    context = replace(verify_context(visible), fallback=fitted_fallback)
+    stage = verify_triples(fresh, ontology=graph.ontology, entity_types=run.entity_types,
+                           scorer=scorer, combiner=combiner, context=context)
+    labelled = tuple((t, run.probes.is_correct(t)) for t in stage.kept)
+    rows = [(t.relation, float(t.provenance.scores.get("confidence", math.nan)), ok)
+            for t, ok in labelled
+            # only what could be auto-accepted: an entity the KGE never saw never is
+            if t.provenance.scores.get("kge_probability") is not None]
+    fitted = fit_probe_calibration(rows, target_precision=v.target_precision,
+                                   min_probes=v.probe_min_labels)
+    note = (f"{len(run.probes.items)} probe items, {len(run.probes.masked)} masked groups, "
+            f"{len(labelled)} proposals ({sum(ok for _, ok in labelled)} right); "
+            + describe(fitted))
+    logger.info("calibration probes: %s", note)
+    calibrated = replace(combiner, calibration=fitted,
+                         name=f"{combiner.name}+probes" if fitted else combiner.name)
+    return Calibration(combiner=calibrated, by_relation=fitted, labelled=labelled, note=note,
+                       fallback=fitted_fallback, probes=run)
+
+
+def masked_keys(run: ProbeRun | None) -> Sequence[tuple[str, str, str]]:
+    """The trusted triples the verifier must not train on (the probes' answer key)."""
+    return sorted(run.probes.masked_keys) if run else ()
+
+
+def skip_relations(calibration: Calibration | None, settings: Settings) -> frozenset[str]:
+    """What completion need not ask (``complete.skip_unreachable``)."""
+    if calibration is None or not settings.complete.skip_unreachable:
+        return frozenset()
+    return calibration.unreachable()
