@@ -13,13 +13,14 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from kgenrich.kg.records import SourceKind, StageStats, Triple
 from kgenrich.pipeline import assemble
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import complete_tails, labels_for_prompts
 from kgenrich.pipeline.complete_item import complete_items
-from kgenrich.pipeline.llm.base import LLM
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
 from kgenrich.pipeline.probes import Probes, choose_probes
 from kgenrich.pipeline.verify import ProbabilityFn, verify_context, verify_triples
 from kgenrich.runs.book import enabled_stages
@@ -31,6 +32,31 @@ from kgenrich.verification.probe_fit import RelationCalibration, describe, fit_p
 from kgenrich.verification.scorers import Scorer
 
 logger = logging.getLogger(__name__)
+
+
+#: The stage name the probes' requests are counted under (their own row of the run report).
+STAGE = "calibration probes"
+
+
+class _Restaged:
+    """An `LLM` that sends every request under ``STAGE``: probes are completion requests, but
+    counting them as completion would mix calibration into what the real gaps cost."""
+
+    def __init__(self, llm: LLM) -> None:
+        self._llm = llm
+
+    @property
+    def model_id(self) -> str:
+        return self._llm.model_id
+
+    def complete(self, request: LLMRequest[Any]) -> LLMAnswer[Any]:
+        return self._llm.complete(replace(request, stage=STAGE))
+
+    def complete_many(self, requests: Sequence[LLMRequest[Any]]) -> list[LLMAnswer[Any]]:
+        return self._llm.complete_many([replace(r, stage=STAGE) for r in requests])
+
+    def usage(self) -> UsageTotals:
+        return self._llm.usage()
 
 
 @dataclass(frozen=True)
@@ -63,7 +89,7 @@ def ask_probes(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | 
     # the prompts real gaps get (same vocabularies, same shared system prompt)
     by_type = labels_for_prompts(assemble.labels_by_type(graph.index), ontology=graph.ontology,
                                  max_candidates=c.max_candidates)
-    tracked = FailureTracker(llm)
+    tracked = FailureTracker(_Restaged(llm))
     complete = complete_items if c.per_item else complete_tails
     logger.info("calibration probes: asking %d items (%d masked groups)",
                 len(probes.items), len(probes.masked))

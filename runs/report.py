@@ -17,6 +17,7 @@ from kgenrich.runs.bookkeeping import render_markdown_section
 from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.health import HEALTH_KEY, run_health
 from kgenrich.runs.llm_stages import LLMStages
+from kgenrich.runs.probes import STAGE as PROBES_STAGE
 from kgenrich.settings import Settings
 from kgenrich.verification.scorers import Scorer
 
@@ -40,14 +41,16 @@ def run_result(graph: BaseGraph, verified: ReviewedVerification) -> RunResult:
 def run_report(
     book: RunBook, *, graph: BaseGraph, llm: LLMStages, scorer: Scorer,
     verified: ReviewedVerification, settled: Settled, result: RunResult, settings: Settings,
-    wall_seconds: float, extra: Mapping[str, Any],
+    wall_seconds: float, extra: Mapping[str, Any], probes: StageStats | None = None,
 ) -> RunReport:
     # Fitting the verifier (KGE training) is its own row: it is often the longest step after
     # the LLM, and folding it into nothing made the report's seconds add up to far less than
     # the wall time.
     fit = StageResult[Any](stats=StageStats(seconds=float(scorer.metrics.get("seconds", 0.0))))
-    stages: dict[str, StageResult[Any]] = {**graph.stages, **llm.results,
-                                            "fit verifier": fit, "verify": verified.stage}
+    stages: dict[str, StageResult[Any]] = {**graph.stages, **llm.results}
+    if probes is not None:
+        stages[PROBES_STAGE] = StageResult[Any](stats=probes)
+    stages |= {"fit verifier": fit, "verify": verified.stage}
     health = run_health(usage=llm.usage, runs=llm.runs, failures=settled.failures,
                         items=len(graph.items))
     report = build_report(
