@@ -40,7 +40,7 @@ from kgenrich.pipeline import assemble
 from kgenrich.pipeline.candidates import Candidate
 from kgenrich.pipeline.complete import labels_for_prompts
 from kgenrich.pipeline.complete_choice import complete_gaps, merge_results, rank_options
-from kgenrich.pipeline.llm.base import LLM
+from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
 from kgenrich.pipeline.llm.factory import make_llm
 from kgenrich.pipeline.llm.fake import FakeLLM
 from kgenrich.recsys.data import load_recbole
@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--threads", type=int, default=2, help="llm.embedded_threads")
     p.add_argument("--cache", type=Path, default=Path("/tmp/kgenrich-candidate-mode-cache"))
+    p.add_argument("--timing-log", type=Path, default=None,
+                   help="the printed output of an earlier run that asked these questions live: "
+                   "its per-round seconds are reported when this run reads the LLM cache")
     p.add_argument("--out", type=Path, default=harness.ROOT / "reports" / "candidate_mode.json")
     return p.parse_args(argv)
 
@@ -154,6 +157,19 @@ def evidence_items(setup: Setup, rel: Relation, settings: Settings) -> list[str]
                              require_evidence=True))
 
 
+def live_seconds(log: Path, *, per_relation: int) -> dict[tuple[str, str], float]:
+    """(relation, mode) -> seconds summed over the rounds of `log` within the first
+    `per_relation` questions (lines `relation mode first-question Ns kept`)."""
+    out: dict[tuple[str, str], float] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[2].isdigit() and parts[3].endswith("s") \
+                and int(parts[2]) < per_relation:
+            key = (parts[0], parts[1])
+            out[key] = out.get(key, 0.0) + float(parts[3][:-1])
+    return out
+
+
 def pr(proposed: set[Key], key: set[Key]) -> dict[str, Any]:
     right = len(proposed & key)
     return {"precision": round(right / len(proposed), 3) if proposed else 0.0,
@@ -200,6 +216,33 @@ def list_recall(options: Mapping[str, Sequence[str]], key: set[Key], rel: str) -
             "at_rank_1": sum(1 for x in ranks if x == 1)}
 
 
+class Counting:
+    """An `LLM` that passes calls through and sums every answer's tokens, cached ones included
+    (a re-run from the LLM cache reports what the questions cost when they were asked)."""
+
+    def __init__(self, llm: LLM) -> None:
+        self._llm = llm
+        self.prompt_tokens = self.completion_tokens = self.answers = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._llm.model_id
+
+    def complete(self, request: LLMRequest[Any]) -> LLMAnswer[Any]:
+        return self.complete_many([request])[0]
+
+    def complete_many(self, requests: Sequence[LLMRequest[Any]]) -> list[LLMAnswer[Any]]:
+        answers = self._llm.complete_many(requests)
+        for a in answers:
+            self.prompt_tokens += a.prompt_tokens
+            self.completion_tokens += a.completion_tokens
+            self.answers += 1
+        return answers
+
+    def usage(self) -> UsageTotals:
+        return self._llm.usage()
+
+
 def top_chooser() -> FakeLLM:
     """The knowledge-free control: always option 1, the graph's top-ranked candidate."""
 
@@ -214,15 +257,20 @@ def markdown(rep: dict[str, Any]) -> str:
     lines = ["# Candidate (multiple-choice) against free-form completion of people", "",
              f"`{rep['command']}`", "", rep["protocol"], "",
              "| relation | mode | precision | recall | proposed | correct | key | s | "
-             "completion tokens |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "prompt tokens | completion tokens |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for rel, modes in rep["relations"].items():
         for mode in ("free", "choice", "top_ranked", "hybrid"):
             m = modes[mode]
             lines.append(f"| {rel} | {mode} | {m['precision']:.3f} | {m['recall']:.3f} | "
                          f"{m['proposed']} | {m['correct']} | {m['key']} | {m['seconds']} | "
-                         f"{m['completion_tokens']} |")
-    lines += ["", "hybrid: the shipped rule (`complete.choice_needs_evidence`): choice where the "
-              "graph gives the item a co-occurring candidate, free-form elsewhere, scored from "
+                         f"{m['prompt_tokens']} | {m['completion_tokens']} |")
+    lines += ["", "s: wall seconds of the questions asked live (`--timing-log`: the run that "
+              "asked them; the machine was loaded). Tokens include answers read from the LLM "
+              "cache (what they cost when asked).", "",
+              "hybrid: what `modes: choice` runs (`complete.choice_needs_evidence`, on): "
+              "choice where the graph gives the item a co-occurring candidate, free-form "
+              "elsewhere, scored from "
               "the same answers (no tokens of its own). On those evidence items alone:", "",
               "| relation | items | mode | precision | recall | proposed | correct | key |",
               "|---|---:|---|---:|---:|---:|---:|---:|"]
@@ -256,15 +304,17 @@ def markdown(rep: dict[str, Any]) -> str:
 def verdict(rep: dict[str, Any]) -> list[str]:
     out = []
     for rel, m in rep["relations"].items():
-        f, c, t = m["free"], m["choice"], m["top_ranked"]
-        better = "choice" if (c["correct"], c["precision"]) > (f["correct"], f["precision"]) \
+        f, c, t, h = m["free"], m["choice"], m["top_ranked"], m["hybrid"]
+        # `modes: choice` runs the hybrid; it must beat free-form on right answers, then precision
+        better = "choice" if (h["correct"], h["precision"]) > (f["correct"], f["precision"]) \
             else "free"
         m["better"] = better
         out.append(
             f"{rel}: free-form P {f['precision']:.3f} R {f['recall']:.3f} ({f['correct']} right "
             f"of {f['proposed']}); choice P {c['precision']:.3f} R {c['recall']:.3f} "
             f"({c['correct']} of {c['proposed']}); top-ranked control P {t['precision']:.3f} "
-            f"R {t['recall']:.3f}. Better: {better} (more right answers, then precision). "
+            f"R {t['recall']:.3f}; hybrid P {h['precision']:.3f} R {h['recall']:.3f}. Better: "
+            f"{better} (hybrid against free: more right answers, then precision). "
             f"The LLM's contribution over the control: {c['correct'] - t['correct']:+d} right, "
             f"precision {c['precision'] - t['precision']:+.3f}.")
     return out
@@ -291,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[tuple[str, str], float] = {}
     offered: dict[str, dict[str, Any]] = {n: {} for n in names}
     modes = ("free", "choice", "top_ranked")
+    counters: dict[tuple[str, str], Counting] = {}
     with make_llm(llm_settings) as llm:
         # questions in rounds of 10 over relations and modes, so an interrupted run has
         # measured every mode on the same first questions
@@ -300,8 +351,10 @@ def main(argv: list[str] | None = None) -> int:
                 assert rel is not None, name
                 for mode in modes:
                     start = time.perf_counter()
+                    counter = counters.setdefault((name, mode), Counting(
+                        llm if mode != "top_ranked" else top_chooser()))
                     res, options = run_mode(
-                        setup, rel=rel, llm=llm if mode != "top_ranked" else top_chooser(),
+                        setup, rel=rel, llm=counter,
                         ontology=ontology, use_options=mode != "free", settings=settings,
                         samples=args.samples, asked=setup.asked[name][lo:lo + 10])
                     parts.setdefault((name, mode), []).append(res)
@@ -310,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                     offered[name].update(options)
                     print(name, mode, lo, f"{time.perf_counter() - start:.0f}s",
                           len(res.kept), flush=True)
+    if args.timing_log is not None:
+        seconds.update(live_seconds(args.timing_log, per_relation=args.per_relation))
     for name in names:
         rel = ontology.relation(name)
         assert rel is not None, name
@@ -318,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             results[mode] = merge_results(parts[(name, mode)])
             row[mode] = score_mode(results[mode], setup.key[name], seconds[(name, mode)])
+            n = counters[(name, mode)]
+            row[mode].update(prompt_tokens=n.prompt_tokens, completion_tokens=n.completion_tokens,
+                             answers=n.answers)
         row["list"] = list_recall(offered[name], setup.key[name], name)
         row["options_example"] = dict(list(offered[name].items())[:3])
         # the product's rule (choice_needs_evidence): choice where the graph gives the item

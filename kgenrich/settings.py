@@ -150,8 +150,7 @@ class CompleteSettings(_Section):
         "item so llama.cpp re-uses its KV cache. false: one request per (item, relation).",
     )
     modes: dict[str, CompletionMode] = Field(
-        default_factory=lambda: dict[str, CompletionMode](
-            directed_by="choice", starring="choice"),
+        default_factory=lambda: dict[str, CompletionMode](directed_by="free", starring="free"),
         description="Relation -> how its gaps are asked when its range is an open type (people). "
         "free: the model names the tail; choice: it picks from up to choice_size known entities "
         "that the graph ranks by co-occurrence, or none of these (pipeline/complete_choice.py; "
