@@ -10,6 +10,8 @@ every other gap free-form (`complete_items` or `complete_tails`), and the two re
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import math
 import re
 import time
@@ -106,17 +108,26 @@ class _Graph:
             self.out[t.head].append((t.relation, t.tail))
             self.sharers[(t.relation, t.tail)].append(t.head)
             self.popular[t.relation][t.tail] += 1
-        self._tails: dict[tuple[str, str], Counter[str]] = {}
+        self._tails: dict[tuple[str, str, str], list[tuple[str, int]]] = {}
+        self._by_frequency: dict[str, list[str]] = {}
 
-    def tails_via(self, r1: str, x: str, r: str) -> Counter[str]:
-        """How often each r-tail occurs among the (first MAX_SHARERS) items sharing (r1, x)."""
-        key = (f"{r1}\x00{x}", r)
+    def tails_via(self, r1: str, x: str, r: str) -> list[tuple[str, int]]:
+        """Each r-tail among the (first MAX_SHARERS) items sharing (r1, x), with its count."""
+        key = (r1, x, r)
         if key not in self._tails:
             counts: Counter[str] = Counter()
             for h2 in self.sharers[(r1, x)][:MAX_SHARERS]:
                 counts.update(tail for rel, tail in self.out[h2] if rel == r)
-            self._tails[key] = counts
+            self._tails[key] = list(counts.items())
         return self._tails[key]
+
+    def by_frequency(self, relation: str, labels: Mapping[str, str]) -> list[str]:
+        """The tails of `relation`, most frequent first (ties by label)."""
+        if relation not in self._by_frequency:
+            popular = self.popular[relation]
+            self._by_frequency[relation] = sorted(
+                popular, key=lambda e: (-popular[e], labels.get(e, e)))
+        return self._by_frequency[relation]
 
     def scores(self, head: str, relation: str) -> dict[str, float]:
         score: dict[str, float] = defaultdict(float)
@@ -125,7 +136,7 @@ class _Graph:
         for r1, x in self.out.get(head, ()):
             degree = len(self.sharers[(r1, x)]) - 1  # the other items sharing x
             if degree > 0:
-                for tail, n in self.tails_via(r1, x, relation).items():
+                for tail, n in self.tails_via(r1, x, relation):
                     if n > own[tail]:
                         score[tail] += (n - own[tail]) / degree
             if self.popular[relation][x]:
@@ -139,9 +150,11 @@ def _ranked_labels(
 ) -> tuple[str, ...]:
     popular = graph.popular[relation]
     present = {t for rel, t in graph.out.get(head, ()) if rel == relation}
-    order = sorted(score, key=lambda e: (-score[e], -popular[e], labels.get(e, e)))
-    order += [e for e, _ in sorted(popular.items(), key=lambda p: (-p[1], labels.get(p[0], p[0])))
-              if e not in score]
+    # enough of the best-scored to fill the list after skipping duplicates, then by frequency
+    best = heapq.nsmallest(2 * size + len(present) + 1, score,
+                           key=lambda e: (-score[e], -popular[e], labels.get(e, e)))
+    order = itertools.chain(
+        best, (e for e in graph.by_frequency(relation, labels) if e not in score))
     ranked: list[str] = []
     keys: set[str] = set()
     for e in order:
