@@ -46,6 +46,7 @@ DecisionName = Literal[
 
 #: The values of `kgenrich.kg.io.seed.SeedFormat` (a test checks they match; importing the seed
 #: reader here would load rdflib for every `--help`).
+CompletionMode = Literal["free", "choice"]
 SeedFormatName = Literal["auto", "tsv", "nt", "turtle", "recbole", "ripplenet", "auxiliary"]
 #: The values of `kgenrich.kg.io.catalog.CatalogFormat` (a test checks they match).
 CatalogFormatName = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
@@ -153,6 +154,37 @@ class CompleteSettings(_Section):
         description="Ask for all missing relations of an item in one request (one JSON object "
         "keyed by relation; pipeline/complete_item.py), with a system prompt shared by every "
         "item so llama.cpp re-uses its KV cache. false: one request per (item, relation).",
+    )
+    modes: dict[str, CompletionMode] = Field(
+        default_factory=lambda: dict[str, CompletionMode](directed_by="free", starring="free"),
+        description="Relation -> how its gaps are asked when its range is an open type (people). "
+        "free: the model names the tail; choice: it picks from up to choice_size known entities "
+        "that the graph ranks by co-occurrence, or none of these (pipeline/complete_choice.py; "
+        "the defaults come from reports/candidate_mode.md). Relations not named use open_mode; "
+        "closed types always restrict answers to their labels.",
+    )
+    open_mode: CompletionMode = Field(
+        "free", description="The mode of open-type relations that `modes` does not name.")
+    choice_size: int = Field(
+        8, ge=2, le=9,
+        description="Candidates offered per multiple-choice question (at most 9: each number is "
+        "one digit, a single token whose log-probability scores the choice).",
+    )
+    choice_needs_evidence: bool = Field(
+        True,
+        description="Ask free-form where the graph gives an item no co-occurring candidate "
+        "(a list of merely frequent people would be a guess offered as a choice).",
+    )
+    choice_picks: int = Field(
+        1, ge=1, le=9,
+        description="Most candidates the model may pick for a relation that is not functional "
+        "(functional relations: one).",
+    )
+    choice_logprobs: int = Field(
+        20, ge=0, le=20,
+        description="Top log-probabilities asked per answer token of a multiple-choice question; "
+        "the pick's probability among the offered numbers becomes the triple's "
+        "choice_probability score. 0: not asked (for a server that refuses them).",
     )
 
 

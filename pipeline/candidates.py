@@ -27,6 +27,11 @@ class Candidate(BaseModel):
     prompt_version: str
     agreement: float  # share of the k samples that gave this tail
     samples: int
+    # multiple-choice completion (pipeline/complete_choice.py): the tail's place among the
+    # options offered (1 = the graph's best) and, where the server gave log-probabilities, the
+    # model's probability of it among them
+    choice_rank: int | None = None
+    choice_probability: float | None = None
 
 
 def to_triples(
@@ -56,9 +61,18 @@ def to_triples(
                     model=c.model,
                     prompt_version=c.prompt_version,
                     evidence=c.evidence,
-                    scores={"agreement": c.agreement, "samples": float(c.samples)},
+                    scores=_scores(c),
                     decision=Decision.PENDING,
                 ),
             )
         )
     return triples, minted
+
+
+def _scores(c: Candidate) -> dict[str, float]:
+    scores = {"agreement": c.agreement, "samples": float(c.samples)}
+    if c.choice_rank is not None:
+        scores["choice_rank"] = float(c.choice_rank)
+    if c.choice_probability is not None:
+        scores["choice_probability"] = c.choice_probability
+    return scores

@@ -4,7 +4,8 @@ k times with different seeds, and record each answer's agreement across the samp
 Where the range type is a closed vocabulary of the ontology (genres, languages) the answer is
 restricted to the known labels (JSON-schema enum; anything else is rejected). For open types
 (people) up to `max_candidates` known labels are shown as hints, the answer is free text, and it is
-linked to a known entity later when one matches.
+linked to a known entity later when one matches. Open types can instead be asked as a multiple
+choice among candidates from the graph (`complete.modes`, pipeline/complete_choice.py).
 """
 
 from __future__ import annotations

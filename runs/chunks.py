@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kgenrich.kg.records import Item, Ontology
-from kgenrich.pipeline.complete import complete_tails
-from kgenrich.pipeline.complete_item import complete_items
+from kgenrich.pipeline.complete_choice import complete_gaps
 from kgenrich.pipeline.discover import discover_entities, load_nlp
 from kgenrich.pipeline.extract import extract_relations
 from kgenrich.pipeline.llm.base import LLM
@@ -36,10 +35,10 @@ def extract_chunk(
     return split_outcome("extract", [it.id for it in items], result, tracked.failures)
 
 
-def complete_chunk(items: list[Item], *, llm: LLM, per_item: bool, **kwargs: Any) -> ChunkOutcome:
+def complete_chunk(items: list[Item], *, llm: LLM, **kwargs: Any) -> ChunkOutcome:
     tracked = FailureTracker(llm)
-    complete = complete_items if per_item else complete_tails
-    result = complete(items, llm=tracked, **kwargs)
+    # free-form per item or per relation, and multiple choice where `options` has candidates
+    result = complete_gaps(items, llm=tracked, **kwargs)
     return split_outcome("complete", [it.id for it in items], result, tracked.failures)
 
 

@@ -12,6 +12,7 @@ from kgenrich.kg.records import Item, SourceKind, StageResult, Triple, dedupe_tr
 from kgenrich.pipeline import assemble
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import labels_for_prompts, missing_relations
+from kgenrich.pipeline.complete_choice import choice_relations, rank_options
 from kgenrich.pipeline.llm.base import LLM, UsageTotals
 from kgenrich.runs.book import RunBook, enabled_stages
 from kgenrich.runs.engine import ChunkFuture, StageRun, chunk_window, run_stage
@@ -98,6 +99,12 @@ def _complete(
                                 item_entity=graph.item_entity)
     by_type = labels_for_prompts(assemble.labels_by_type(graph.index), ontology=graph.ontology,
                                  max_candidates=c.max_candidates)
+    # multiple-choice candidates come from the trusted graph, ranked once for the whole catalog
+    options = rank_options(graph.items, gaps=gaps, triples=graph.base, labels=graph.labels(),
+                           item_entity=graph.item_entity, size=c.choice_size,
+                           relations=choice_relations(graph.ontology, modes=c.modes,
+                                                      default=c.open_mode),
+                           require_evidence=c.choice_needs_evidence)
 
     def submit_chunk(chunk: list[Item]) -> ChunkFuture:
         # only this chunk's share: Prefect walks every task parameter on submit
@@ -106,7 +113,9 @@ def _complete(
             "gaps": {it.id: gaps[it.id] for it in chunk if it.id in gaps},
             "facts": {it.id: facts[it.id] for it in chunk},
             "labels_by_type": by_type, "samples": c.samples, "temperature": c.temperature,
-            "max_candidates": c.max_candidates, "per_item": c.per_item})
+            "max_candidates": c.max_candidates, "per_item": c.per_item,
+            "options": {it.id: options[it.id] for it in chunk if it.id in options},
+            "picks": c.choice_picks, "top_logprobs": c.choice_logprobs})
 
     runs["complete"] = run_stage(
         **common, stage="complete", wanted=book.wanted("complete"), submit=submit_chunk,

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kgenrich.testing.completion import is_per_item, missing_relations
+from kgenrich.testing.completion import choice_answer, is_choice, is_per_item, missing_relations
 from kgenrich.testing.scripted_server import Fault, ScriptedServer
 
 ITEM_RE = re.compile(r"\bi(\d{4})\b")
@@ -101,6 +101,10 @@ def deterministic_reply(body: dict[str, Any]) -> str:
 
     if is_per_item(body):
         return json.dumps({rel: [tail(rel)] for rel in missing_relations(user)})
+    if is_choice(body):  # the hashed tail if it is offered, else none of these
+        rels = missing_relations(user)
+        return choice_answer([tail(rels[0] if rels else "")], user,
+                             many='"choices"' in system)
     rel = re.search(r"Missing relation: (\w+)", user)
     return json.dumps({"tails": [tail(rel.group(1) if rel else "")]})
 

@@ -32,6 +32,17 @@ class LLMRequest(Generic[T]):
     max_tokens: int = 256
     stage: str = ""  # for per-stage token accounting
     item_id: str | None = None
+    # ask for the n most likely tokens at each answer position (OpenAI `top_logprobs`); 0: none
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One answer token with its log-probability and the most likely alternatives there."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,8 @@ class LLMAnswer(Generic[T]):
     cached: bool = False
     repaired: bool = False
     calls: int = 0  # requests sent to the endpoint for it: retries, fallbacks, the repair
+    # per answer token, when the request asked for them and the server returned them
+    logprobs: tuple[TokenLogprob, ...] = ()
 
     @property
     def ok(self) -> bool:

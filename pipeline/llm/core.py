@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from kgenrich import progress
 from kgenrich.errors import LLMError, LLMResponseError
-from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest, Message, UsageTotals
+from kgenrich.pipeline.llm.base import LLMAnswer, LLMRequest, Message, TokenLogprob, UsageTotals
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +224,10 @@ def cache_key(
     temperature: float,
     seed: int | None,
     max_tokens: int,
+    top_logprobs: int = 0,
 ) -> str:
     """sha256 over everything that determines an answer (canonical JSON, sorted keys)."""
-    payload = {
+    payload: dict[str, Any] = {
         "v": CACHE_VERSION,
         "model": model,
         "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
@@ -235,6 +236,8 @@ def cache_key(
         "seed": seed,
         "max_tokens": max_tokens,
     }
+    if top_logprobs:  # only then: the keys of every request without log-probabilities stay
+        payload["top_logprobs"] = top_logprobs
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -333,6 +336,7 @@ class RawReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 1  # sent to the endpoint for this reply: retries and fallbacks included
+    logprobs: tuple[TokenLogprob, ...] = ()  # per answer token, if asked for and returned
 
 
 @dataclass
@@ -389,8 +393,10 @@ class BaseLLM(ABC):
         temperature: float,
         seed: int | None,
         max_tokens: int,
+        top_logprobs: int,
     ) -> RawReply:
-        """Send one chat request asking for JSON matching `json_schema`.
+        """Send one chat request asking for JSON matching `json_schema` (and, with
+        `top_logprobs` > 0, the log-probabilities of the answer tokens, where the server has them).
 
         Raises:
             LLMError: the endpoint failed (after the backend's own retries).
@@ -425,6 +431,7 @@ class BaseLLM(ABC):
             temperature=request.temperature,
             seed=request.seed,
             max_tokens=request.max_tokens,
+            top_logprobs=request.top_logprobs,
         )
         cached = self._from_cache(key, request)
         if cached is not None:
@@ -516,6 +523,7 @@ class BaseLLM(ABC):
                     temperature=request.temperature,
                     seed=request.seed,
                     max_tokens=request.max_tokens,
+                    top_logprobs=request.top_logprobs,
                 )
         except LLMError as err:
             sent = self._requests_sent()
@@ -588,6 +596,8 @@ class BaseLLM(ABC):
         prompt_tokens = sum(r.prompt_tokens for r in replies)
         completion_tokens = sum(r.completion_tokens for r in replies)
         calls = sum(r.requests for r in replies)
+        # the answer's own tokens: those of the last reply (the repair's, after a repair)
+        logprobs = replies[-1].logprobs if error is None else ()
         if error is not None:
             # a rejected answer is kept for the record only: bounded, and writable as UTF-8
             raw = storable_raw(raw, limit=MAX_KEPT_RAW_CHARS)
@@ -596,7 +606,7 @@ class BaseLLM(ABC):
                 "LLM answer rejected (stage=%s item=%s): %s", request.stage, request.item_id, error
             )
         if self._cache is not None:
-            record = {
+            record: dict[str, Any] = {
                 "model": self._model,
                 "stage": request.stage,
                 "raw": raw,
@@ -605,6 +615,9 @@ class BaseLLM(ABC):
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
             }
+            if logprobs:
+                record["logprobs"] = [[t.token, t.logprob, [list(x) for x in t.top]]
+                                      for t in logprobs]
             try:
                 self._cache.put(key, record)
             except OSError as err:
@@ -620,6 +633,7 @@ class BaseLLM(ABC):
             completion_tokens=completion_tokens,
             repaired=repaired,
             calls=calls,
+            logprobs=logprobs,
         )
 
     def _from_cache(self, key: str, request: LLMRequest[T]) -> LLMAnswer[T] | None:
@@ -647,4 +661,18 @@ class BaseLLM(ABC):
             completion_tokens=int(record.get("completion_tokens", 0)),
             cached=True,
             repaired=bool(record.get("repaired", False)),
+            logprobs=_cached_logprobs(record.get("logprobs")),
         )
+
+
+def _cached_logprobs(stored: Any) -> tuple[TokenLogprob, ...]:
+    """The log-probabilities of a cache record ([token, logprob, [[token, logprob], ...]] rows);
+    none for a record without them or one that does not have that shape."""
+    if not isinstance(stored, list):
+        return ()
+    try:
+        return tuple(TokenLogprob(token=str(tok), logprob=float(lp),
+                                  top=tuple((str(a), float(b)) for a, b in top))
+                     for tok, lp, top in stored)
+    except (TypeError, ValueError):
+        return ()

@@ -16,10 +16,10 @@ from kgenrich.errors import LLMError
 from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.core import BaseLLM, RawReply
 
-Responder = Callable[[Sequence[Message], dict[str, Any]], str]
-"""(messages, JSON schema) -> the model's text."""
+Responder = Callable[[Sequence[Message], dict[str, Any]], "str | RawReply"]
+"""(messages, JSON schema) -> the model's text (or a whole reply, e.g. with log-probabilities)."""
 
-Script = Responder | Sequence[str | LLMError]
+Script = Responder | Sequence[str | RawReply | LLMError]
 
 
 def _count_tokens(text: str) -> int:
@@ -55,7 +55,7 @@ class FakeLLM(BaseLLM):
             max_tokens_total=max_tokens_total,
         )
         self._responder: Responder | None = script if callable(script) else None
-        self._replies: list[str | LLMError] = [] if callable(script) else list(script)
+        self._replies: list[str | RawReply | LLMError] = [] if callable(script) else list(script)
         self._script_lock = threading.Lock()
         self.raw_calls: list[tuple[Message, ...]] = []
 
@@ -70,6 +70,7 @@ class FakeLLM(BaseLLM):
         temperature: float,
         seed: int | None,
         max_tokens: int,
+        top_logprobs: int,
     ) -> RawReply:
         with self._script_lock:
             self.raw_calls.append(tuple(messages))
@@ -81,6 +82,8 @@ class FakeLLM(BaseLLM):
             scripted = self._responder(messages, json_schema)
         if isinstance(scripted, LLMError):
             raise scripted
+        if isinstance(scripted, RawReply):
+            return scripted
         prompt = sum(_count_tokens(m["content"]) for m in messages)
         return RawReply(scripted, prompt_tokens=prompt, completion_tokens=_count_tokens(scripted))
 

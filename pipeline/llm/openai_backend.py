@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from kgenrich.errors import LLMError
 from kgenrich.kg.redact import redact_url
-from kgenrich.pipeline.llm.base import Message
+from kgenrich.pipeline.llm.base import Message, TokenLogprob
 from kgenrich.pipeline.llm.core import BaseLLM, RawReply
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,10 @@ def build_chat_kwargs(
     temperature: float,
     seed: int | None,
     max_tokens: int,
+    top_logprobs: int = 0,
 ) -> dict[str, Any]:
-    """The keyword arguments of `chat.completions.create` for one request in one format mode.
+    """The keyword arguments of `chat.completions.create` for one request in one format mode
+    (with `top_logprobs` > 0, asking for the answer tokens' log-probabilities too).
 
     Outside `json_schema` mode the schema also goes into the system prompt, since the server
     either constrains without showing it to the model or does not constrain at all.
@@ -112,6 +114,9 @@ def build_chat_kwargs(
     }
     if seed is not None:
         kwargs["seed"] = seed
+    if top_logprobs:
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = top_logprobs
     if mode == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
@@ -337,6 +342,7 @@ class OpenAICompatibleLLM(BaseLLM):
         temperature: float,
         seed: int | None,
         max_tokens: int,
+        top_logprobs: int,
     ) -> RawReply:
         start_mode = mode = self.response_format_mode
         while True:
@@ -348,6 +354,7 @@ class OpenAICompatibleLLM(BaseLLM):
                 temperature=temperature,
                 seed=seed,
                 max_tokens=max_tokens,
+                top_logprobs=top_logprobs,
             )
             try:
                 reply = self._send_with_retries(kwargs)
@@ -456,11 +463,20 @@ class _MalformedBody(Exception):
 
 def _reply_from(completion: ChatCompletion) -> RawReply:
     text = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
     if completion.choices:
-        text = completion.choices[0].message.content or ""
+        choice = completion.choices[0]
+        text = choice.message.content or ""
+        # servers without log-probabilities send none (or ignore the request): no signal then
+        if choice.logprobs is not None and choice.logprobs.content:
+            logprobs = tuple(
+                TokenLogprob(token=t.token, logprob=float(t.logprob),
+                             top=tuple((a.token, float(a.logprob)) for a in t.top_logprobs or ()))
+                for t in choice.logprobs.content)
     usage = completion.usage
     return RawReply(
         text=text,
         prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
         completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+        logprobs=logprobs,
     )
