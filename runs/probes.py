@@ -18,8 +18,8 @@ from typing import Any
 from kgenrich.kg.records import SourceKind, StageStats, Triple
 from kgenrich.pipeline import assemble
 from kgenrich.pipeline.candidates import to_triples
-from kgenrich.pipeline.complete import complete_tails, labels_for_prompts
-from kgenrich.pipeline.complete_item import complete_items
+from kgenrich.pipeline.complete import labels_for_prompts
+from kgenrich.pipeline.complete_choice import choice_relations, complete_gaps, rank_options
 from kgenrich.pipeline.llm.base import LLM, LLMAnswer, LLMRequest, UsageTotals
 from kgenrich.pipeline.probes import Probes, choose_probes
 from kgenrich.pipeline.verify import ProbabilityFn, verify_context, verify_triples
@@ -84,18 +84,27 @@ def ask_probes(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | 
     if not probes.items:
         logger.info("calibration probes: no item has a trusted fact to mask")
         return None
-    facts = assemble.item_facts(probes.items, triples=probes.visible(graph.base),
+    visible = probes.visible(graph.base)
+    facts = assemble.item_facts(probes.items, triples=visible,
                                 labels=graph.labels(), item_entity=graph.item_entity)
     # the prompts real gaps get (same vocabularies, same shared system prompt)
     by_type = labels_for_prompts(assemble.labels_by_type(graph.index), ontology=graph.ontology,
                                  max_candidates=c.max_candidates)
+    # multiple-choice candidates as real gaps get them, ranked without the masked answers
+    options = rank_options(list(probes.items), gaps=probes.gaps, triples=visible,
+                           labels=graph.labels(), item_entity=graph.item_entity,
+                           size=c.choice_size, relations=choice_relations(
+                               graph.ontology, modes=c.modes, default=c.open_mode),
+                           require_evidence=c.choice_needs_evidence)
     tracked = FailureTracker(_Restaged(llm))
-    complete = complete_items if c.per_item else complete_tails
     logger.info("calibration probes: asking %d items (%d masked groups)",
                 len(probes.items), len(probes.masked))
-    result = complete(list(probes.items), llm=tracked, ontology=graph.ontology,
-                      gaps=probes.gaps, facts=facts, labels_by_type=by_type, samples=c.samples,
-                      temperature=c.temperature, max_candidates=c.max_candidates)
+    result = complete_gaps(list(probes.items), llm=tracked, ontology=graph.ontology,
+                           gaps=probes.gaps, facts=facts, labels_by_type=by_type,
+                           samples=c.samples, temperature=c.temperature,
+                           max_candidates=c.max_candidates, per_item=c.per_item,
+                           options=options, picks=c.choice_picks,
+                           top_logprobs=c.choice_logprobs)
     # a copy: entities minted for the probes' answers must not reach the run's export
     index = copy.deepcopy(graph.index)
     triples, _ = to_triples(result.kept, index=index, source=SourceKind.COMPLETED,
