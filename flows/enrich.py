@@ -29,11 +29,11 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from kgenrich.flows import io as fio  # noqa: E402
+from kgenrich.flows.remote import stage_runner  # noqa: E402
 from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
 from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
-from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
 from kgenrich.pipeline.verify import ReviewedVerification  # noqa: E402
@@ -134,9 +134,9 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         book = open_run(state, run=run_name(inputs.run_name), graph=graph, settings=settings,
                         previous_triples=lambda: fio.previous_triples(inputs.out_dir),
                         store=inputs.store)
-        with make_llm(settings.llm) as llm:
-            llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
-                                     submit=submit_stage)
+        with stage_runner(settings, local=submit_stage) as runner:  # settings.task_runner
+            llm_out = run_llm_stages(graph, book=book, llm=runner.llm, settings=settings,
+                                     submit=runner.submit, workers=runner.workers)
         settled = book.settle(graph, llm_out.runs)
         scorer = fit_scorer_task(unvisited(graph), settings.verify, inputs.out_dir / "verifier")
         # read once: verification applies the verdicts, the new review queue keeps them

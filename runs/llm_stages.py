@@ -36,15 +36,18 @@ class LLMStages:
 
 def run_llm_stages(
     graph: BaseGraph, *, book: RunBook, llm: LLM, settings: Settings, submit: StageSubmit,
+    workers: int,
 ) -> LLMStages:
-    """Discovery, extraction and completion (those enabled), each over the whole catalog."""
+    """Discovery, extraction and completion (those enabled), each over the whole catalog.
+    `workers`: processes with a client of their own (1 for the thread runner); each keeps
+    `llm.concurrency` requests in flight, so that many more chunks are kept in flight."""
     d, x = settings.discover, settings.extract
     enabled = enabled_stages(settings)
     runs: dict[str, StageRun] = {}
     common: dict[str, Any] = {
         "state": book.state, "run": book.run, "items": graph.items,
         "chunk_size": settings.chunk_size,
-        "window": chunk_window(settings.llm.concurrency, settings.chunk_size),
+        "window": chunk_window(settings.llm.concurrency * workers, settings.chunk_size),
     }
 
     def stage(name: str, kwargs: dict[str, Any], **extra: Any) -> StageResult[Any]:
