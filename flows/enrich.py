@@ -147,7 +147,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,
                                verified=verified, settled=settled, result=result,
                                settings=settings, wall_seconds=time.perf_counter() - start,
-                               extra=inputs.extra_report)
+                               extra={**inputs.extra_report, "task runner": runner.summary()})
         outputs = fio.write_run_outputs(
             inputs.out_dir, entities=result.entities, triples=result.triples,
             items=[it.id for it in graph.items], interactions=inputs.interactions,

@@ -81,6 +81,15 @@ class StageRunner:
     llm: LLM
     submit: StageSubmit
     workers: int
+    kind: str = "thread"
+
+    def summary(self) -> dict[str, Any]:
+        """The run report's line: the runner, its worker processes and how many of their
+        clients reported LLM usage."""
+        line: dict[str, Any] = {"kind": self.kind, "workers": self.workers}
+        if isinstance(self.llm, RemoteLLM):
+            line["worker clients"] = self.llm.clients
+        return line
 
 
 @contextmanager
@@ -111,4 +120,4 @@ def stage_runner(settings: Settings, *, local: StageSubmit) -> Iterator[StageRun
                                    parameters={"stage": stage, "payload": payload})
             return _OutcomeFuture(future, llm)
 
-        yield StageRunner(llm=llm, submit=submit, workers=workers)
+        yield StageRunner(llm=llm, submit=submit, workers=workers, kind=r.kind)
