@@ -125,7 +125,7 @@ def task_runner(
 
     Args:
         kind: "thread", "dask", "dask-threads" or "ray" (see the module docstring).
-        workers: threads ("thread", "dask-threads"), worker processes ("dask", one thread
+        workers: threads ("thread", "dask-threads"), worker processes ("dask", two threads
             each) or CPUs ("ray"); None lets the library choose (CPU count).
         address: an existing Dask scheduler (`tcp://host:8786`) or Ray cluster
             (`ray://host:10001`) to use instead of starting a local one.
@@ -161,8 +161,12 @@ def _dask(kind: str, *, workers: int | None, address: str | None) -> TaskRunner[
         cluster_kwargs = {"processes": False, "n_workers": 1, "threads_per_worker": workers or
                           (os.cpu_count() or 1), "dashboard_address": None}
     else:
+        # Two threads per worker process: its next chunk's task bookkeeping (Prefect API
+        # calls) overlaps the current chunk's LLM calls instead of idling the client between
+        # chunks (measured: 1 thread reached 79% of the ideal rate at concurrency 4); the
+        # process's one client caps the requests of both.
         cluster_kwargs = {"processes": True, "n_workers": workers or (os.cpu_count() or 1),
-                          "threads_per_worker": 1, "dashboard_address": None}
+                          "threads_per_worker": 2, "dashboard_address": None}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster_kwargs)
 
 

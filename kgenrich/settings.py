@@ -317,7 +317,7 @@ class TaskRunnerSettings(_Section):
     )
     workers: int | None = Field(
         None, ge=1, le=1024,
-        description="Local cluster size: worker processes (dask, one thread each), threads "
+        description="Local cluster size: worker processes (dask, two threads each), threads "
         "(dask-threads) or CPUs (ray); None = the CPU count. Ignored with address.",
     )
 
