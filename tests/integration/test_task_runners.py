@@ -1,7 +1,8 @@
-"""`kgenrich run --task-runner dask` on a process-based Dask `LocalCluster` with 2 workers,
-reporting to a real `prefect server start`, against the scripted LLM server on 127.0.0.1: both
-worker processes build their own client and answer chunks, and the graph is the thread
-runner's, triple for triple."""
+"""`kgenrich run --task-runner dask` on a process-based Dask `LocalCluster` with 2 workers (and
+`--task-runner ray` on a local 2-CPU Ray instance, when `prefect-ray` is installed), reporting
+to a real `prefect server start`, against the scripted LLM server on 127.0.0.1: the worker
+processes build their own clients and answer chunks, every request is counted once, and the
+graph is the thread runner's, triple for triple."""
 
 from __future__ import annotations
 
@@ -69,29 +70,35 @@ def _graph(out: Path) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
-def test_run_on_a_two_worker_dask_cluster_matches_the_thread_runner(
-    tmp_path: Path, local_prefect_api: str
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_run_on_a_two_worker_cluster_matches_the_thread_runner(
+    tmp_path: Path, local_prefect_api: str, kind: str
 ) -> None:
-    pytest.importorskip("prefect_dask")
+    pytest.importorskip({"dask": "prefect_dask", "ray": "prefect_ray"}[kind])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KGENRICH_"))}
     env.update({"PREFECT_API_URL": local_prefect_api, "PREFECT_HOME": str(tmp_path / "home"),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                 "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                 "KGENRICH_LLM__API_KEY": TEST_KEY})
     with ScriptedServer(reply=_answer) as server:
-        dask = _run(_command(tmp_path, "dask", server.base_url, "--task-runner", "dask",
-                             "--set", "task_runner.workers=2"), env, tmp_path / "dask.log")
-        assert dask == 0, (tmp_path / "dask.log").read_text()[-4000:]
+        code = _run(_command(tmp_path, kind, server.base_url, "--task-runner", kind,
+                             "--set", "task_runner.workers=2"), env, tmp_path / f"{kind}.log")
+        assert code == 0, (tmp_path / f"{kind}.log").read_text()[-4000:]
         asked = server.chat_count
         thread = _run(_command(tmp_path, "thread", server.base_url), env,
                       tmp_path / "thread.log")
         assert thread == 0, (tmp_path / "thread.log").read_text()[-4000:]
         assert server.chat_count - asked == asked  # the same questions, each asked once
-    report = json.loads((tmp_path / "dask" / "report.json").read_text())
-    # both worker processes built a client and answered chunks; the flow summed their usage
-    assert report["extra"]["task runner"] == {"kind": "dask", "workers": 2, "worker clients": 2}
-    assert report["extra"]["health"]["requests"] == asked > 0  # every request counted once
+    report = json.loads((tmp_path / kind / "report.json").read_text())
+    runner = report["extra"]["task runner"]
+    assert (runner["kind"], runner["workers"]) == (kind, 2)
+    if kind == "dask":  # both worker processes built a client and answered chunks
+        assert runner["worker clients"] == 2
+    else:  # Ray starts worker processes as it needs them
+        assert runner["worker clients"] >= 1
+    # the flow summed the workers' usage, each client once: every request counted once
+    assert report["extra"]["health"]["requests"] == asked > 0
     assert sum(s["llm_calls"] for s in report["stages"]) == asked
-    graph = _graph(tmp_path / "dask")
+    graph = _graph(tmp_path / kind)
     assert graph == _graph(tmp_path / "thread")
     assert any(row[1] == "directed_by" and row[3] == "completed" for row in graph)
