@@ -8,7 +8,13 @@ the server counts requests per (item, stage). The response cache is off (`cache_
 with it on, a re-sent request would be a cache hit and invisible here. Each run is the real CLI
 (`kgenrich run`) in its own process group, killed with SIGKILL.
 
+With `--task-runner dask` every run puts its chunks on a process `LocalCluster` of `--workers`
+worker processes (started by the run, in its process group, so the kill takes them too),
+reporting to one `prefect server start` that outlives the kills; the state store and the chunk
+commits stay in the run's own process.
+
     .venv/bin/python bench/crash_resume.py --trials 10 --seed 7 --out reports/crash_resume.json
+    .venv/bin/python bench/crash_resume.py --trials 10 --seed 7 --task-runner dask --workers 2
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, machine, make_workspace, print_row, run_cli, write_report
+from harness import ROOT, Workspace, machine, make_workspace, print_row, run_cli, write_report
 from kgenrich.testing import catalog_rows, film_server
 
 
@@ -73,6 +80,20 @@ def isomorphic(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------- the benchmark
 
 
+@contextmanager
+def prefect_api(task_runner: str, home: Path) -> Iterator[str | None]:
+    """A `prefect server start` for worker processes (dask), else None: each run then starts
+    Prefect's temporary server in its own process group, which the kill takes with it."""
+    if task_runner == "thread":
+        with nullcontext(None) as none:
+            yield none
+        return
+    from kgenrich.flows.serve import local_prefect_server
+
+    with local_prefect_server(home) as api:
+        yield api
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1000)
@@ -81,14 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--chunk-size", type=int, default=50)
     ap.add_argument("--iso-max-items", type=int, default=200,
                     help="run rdflib's isomorphism check (slow on big graphs) up to this size")
-    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "crash_resume.json")
+    ap.add_argument("--task-runner", default="thread", choices=("thread", "dask"))
+    ap.add_argument("--workers", type=int, default=2, help="dask worker processes")
+    ap.add_argument("--out", type=Path, help="default: reports/crash_resume.json, or "
+                    "reports/crash_resume_<runner>.json for another runner")
     args = ap.parse_args(argv)
+    out = args.out or ROOT / "reports" / ("crash_resume.json" if args.task_runner == "thread"
+                                          else f"crash_resume_{args.task_runner}.json")
     rng = random.Random(args.seed)
     rows = catalog_rows(args.items, seed=args.seed)
-    settings = {"chunk_size": args.chunk_size}
+    settings: dict[str, Any] = {"chunk_size": args.chunk_size}
+    if args.task_runner != "thread":
+        settings["task_runner"] = {"kind": args.task_runner, "workers": args.workers}
     trials: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="kgenrich-crash-") as tmp, film_server() as srv:
-        base_ws = make_workspace(Path(tmp) / "baseline", rows, settings=settings)
+    with tempfile.TemporaryDirectory(prefix="kgenrich-crash-") as tmp, film_server() as srv, \
+            prefect_api(args.task_runner, Path(tmp) / "prefect-server") as api:
+
+        def workspace(name: str) -> Workspace:
+            ws = make_workspace(Path(tmp) / name, rows, settings=settings)
+            if api is not None:
+                ws.env["PREFECT_API_URL"] = api
+            return ws
+
+        base_ws = workspace("baseline")
         mark = srv.mark()
         base = run_cli(base_ws, srv.base_url, "baseline")
         if base.code != 0:
@@ -100,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(base_sig)} triples")
         total = sum(base_counts.values())
         for n in range(args.trials):
-            ws = make_workspace(Path(tmp) / f"trial{n}", rows, settings=settings)
+            ws = workspace(f"trial{n}")
             mark = srv.mark()
             # Most kills land at a random point of the LLM phase (after the k-th request); one in
             # five lands after it (verification, export), a random delay after the last request.
@@ -161,14 +197,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     command = (f".venv/bin/python bench/crash_resume.py --items {args.items} --trials "
                f"{args.trials} --seed {args.seed} --chunk-size {args.chunk_size}")
+    if args.task_runner != "thread":
+        command += f" --task-runner {args.task_runner} --workers {args.workers}"
     data = {"command": command, "items": args.items, "chunk_size": args.chunk_size,
+            "task_runner": settings.get("task_runner", {"kind": "thread"}),
             "baseline": {"seconds": round(base.seconds, 1), "triples": len(base_sig),
                          "requests": sum(base_counts.values()), **base_dups},
             "totals": totals, "trials": trials, "machine": machine()}
     print_row(totals)
-    write_report(args.out, data, render(data))
+    write_report(out, data, render(data))
     return 0 if totals["identical_graphs"] == len(trials) and not totals[
         "resent_finished_item_stages"] else 1
+
+
+def _runner(data: dict[str, Any]) -> str:
+    r = data.get("task_runner", {"kind": "thread"})
+    if r["kind"] == "thread":
+        return "thread (Prefect's thread pool in the run's process)"
+    return (f"{r['kind']}, a process LocalCluster of {r.get('workers')} workers started by "
+            "each run (in its process group: the SIGKILL takes them too), reporting to one "
+            "`prefect server start`; state store and chunk commits in the run's process")
 
 
 def render(data: dict[str, Any]) -> str:
@@ -176,6 +224,7 @@ def render(data: dict[str, Any]) -> str:
     out = [
         "# Crash-safe resume", "",
         f"`{data['command']}`", "",
+        f"Task runner: {_runner(data)}.", "",
         f"{data['items']} synthetic films, chunks of {data['chunk_size']}, a deterministic "
         "OpenAI-compatible server on 127.0.0.1, LLM response cache off. Each trial runs "
         "`kgenrich run` in a fresh folder and SIGKILLs its process group at a random point "
@@ -210,7 +259,7 @@ def render(data: dict[str, Any]) -> str:
                 f"{iso[0]['ttl_isomorphic']} ({iso[0]['isomorphic_check_s']} s)."]
     out += ["", "Wasted requests are the in-flight chunks' work: a chunk is committed only when "
             "its stage call returns, so a kill loses at most the chunks running at that moment "
-            "(Prefect's thread pool runs several at once)."]
+            "(the task runner runs several at once)."]
     return "\n".join(out) + "\n"
 
 

@@ -19,8 +19,15 @@ Target: items/s >= 0.8 * concurrency / latency. Then the budget demo: `kgenrich 
 a subprocess) with `llm.max_calls` below the number of questions; it must exit 0, say the
 budget ran out, and count every question not asked as a rejection.
 
+With `--task-runner dask` the flow's chunks run on a process `LocalCluster` with each of
+`--workers` worker processes; every worker has its own client, so a level keeps up to
+concurrency x workers requests in flight, and N and the target scale with both. The direct
+stage and the budget demo (thread-runner measurements) are skipped then.
+
     .venv/bin/python bench/throughput.py                      # ~10 min; reports/throughput.*
     .venv/bin/python bench/throughput.py --seconds 3 --levels 1,8 --out /tmp/tp.json   # smoke
+    .venv/bin/python bench/throughput.py --task-runner dask --workers 1,2 --levels 4,16 \
+        --seconds 15                                          # reports/throughput_dask.*
 """
 
 from __future__ import annotations
@@ -157,8 +164,10 @@ def server_stats(base_url: str) -> dict[str, Any]:
 
 
 def bench_settings(*, base_url: str, concurrency: int, n: int, work: Path,
-                   max_calls: int | None = None) -> dict[str, Any]:
+                   max_calls: int | None = None, task_runner: str = "thread",
+                   workers: int = 1) -> dict[str, Any]:
     return {
+        "task_runner": {"kind": task_runner, "workers": workers},
         "llm": {"backend": "openai", "base_url": base_url, "api_key": "bench-not-secret",
                 "model": "bench-fixed-latency", "cache_dir": None, "concurrency": concurrency,
                 "timeout_s": 30, "max_retries": 2, "max_calls": max_calls},
@@ -171,21 +180,12 @@ def bench_settings(*, base_url: str, concurrency: int, n: int, work: Path,
     }
 
 
-def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency: float,
-              work: Path) -> dict[str, Any]:
-    """Direct stage, then the flow; in this (fresh) process."""
-    from kgenrich.flows import io as fio
-    from kgenrich.flows.enrich import EnrichInputs, enrich
-    from kgenrich.kg.io.catalog import CatalogMapping
+def _direct_stage(items: list[Any], *, n: int, concurrency: int, latency: float, base_url: str,
+                  settings: Any, ontology: Any) -> dict[str, Any]:
+    """`complete_tails` + the real client, no Prefect: the LLM layer's own throughput."""
     from kgenrich.pipeline.complete import complete_tails
     from kgenrich.pipeline.llm.openai_backend import OpenAICompatibleLLM
-    from kgenrich.settings import Settings
 
-    mapping = CatalogMapping(attributes={"genres": "has_genre"})
-    settings = Settings(**bench_settings(base_url=base_url, concurrency=concurrency, n=n,
-                                         work=work))
-    ontology = fio.read_ontology(ONTOLOGY)
-    items = fio.read_items(catalog, mapping, ontology=ontology)
     todo = items[:n]
     rel = next(r for r in ontology.relations if r.name == RELATION)
     s = settings.llm
@@ -213,9 +213,38 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
         seen_direct = server_stats(base_url)
     rss_stage = peak_rss_mb()
     answered = len(direct.kept)
+    ideal = -(-n // concurrency) * latency
+    return {
+        "direct_items_per_s": round(answered / direct_s, 1), "direct_s": round(direct_s, 2),
+        "direct_answered": answered, "direct_peak_in_flight": seen_direct["peak"],
+        "client_cpu_ms_per_item": round(1000 * direct_cpu / n, 2),
+        "direct_overhead_ms_per_item": round(1000 * (direct_s - ideal) / n, 3),
+        "peak_rss_mb_stage": round(rss_stage, 1),
+        "meets_target_direct": answered / direct_s >= 0.8 * concurrency / latency,
+    }
+
+
+def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency: float,
+              work: Path, task_runner: str = "thread", workers: int = 1) -> dict[str, Any]:
+    """Direct stage (thread runner only), then the flow; in this (fresh) process."""
+    from kgenrich.flows import io as fio
+    from kgenrich.flows.enrich import EnrichInputs, enrich
+    from kgenrich.kg.io.catalog import CatalogMapping
+    from kgenrich.settings import Settings
+
+    mapping = CatalogMapping(attributes={"genres": "has_genre"})
+    settings = Settings(**bench_settings(base_url=base_url, concurrency=concurrency, n=n,
+                                         work=work, task_runner=task_runner, workers=workers))
+    tag = f"c{concurrency}" if task_runner == "thread" else f"c{concurrency}-{task_runner}{workers}"
+    ontology = fio.read_ontology(ONTOLOGY)
+    items = fio.read_items(catalog, mapping, ontology=ontology)
+    direct: dict[str, Any] = {}
+    if task_runner == "thread":
+        direct = _direct_stage(items, n=n, concurrency=concurrency, latency=latency,
+                               base_url=base_url, settings=settings, ontology=ontology)
 
     inputs = EnrichInputs(catalog=catalog, ontology=ONTOLOGY, mapping=mapping,
-                          out_dir=work / f"out-c{concurrency}", run_name=f"c{concurrency}")
+                          out_dir=work / f"out-{tag}", run_name=tag)
     t0 = time.perf_counter()
     report = enrich(inputs, settings)
     flow_s = time.perf_counter() - t0
@@ -224,23 +253,21 @@ def run_level(*, catalog: Path, base_url: str, concurrency: int, n: int, latency
     # The server's window (first request in .. last answer out) is the LLM phase of the flow,
     # independent of how the report adds up per-chunk seconds.
     llm_s = seen_flow["window_s"]
-    ideal = -(-n // concurrency) * latency
-    target = 0.8 * concurrency / latency
+    # every worker process keeps `concurrency` requests in flight with its own client
+    slots = concurrency * workers
+    ideal = -(-n // slots) * latency
+    target = 0.8 * slots / latency
     flow_rate = seen_flow["count"] / llm_s if llm_s else 0.0
     return {
+        "task_runner": task_runner, "workers": workers,
         "concurrency": concurrency, "items": n, "ideal_s": round(ideal, 2),
-        "target_items_per_s": round(target, 1),
-        "direct_items_per_s": round(answered / direct_s, 1), "direct_s": round(direct_s, 2),
-        "direct_answered": answered, "direct_peak_in_flight": seen_direct["peak"],
-        "client_cpu_ms_per_item": round(1000 * direct_cpu / n, 2),
-        "direct_overhead_ms_per_item": round(1000 * (direct_s - ideal) / n, 3),
+        "target_items_per_s": round(target, 1), **direct,
+        "runner_in_report": report.extra.get("task runner"),
         "flow_llm_items_per_s": round(flow_rate, 1), "flow_llm_s": round(llm_s, 2),
         "flow_requests": seen_flow["count"], "flow_peak_in_flight": seen_flow["peak"],
         "flow_complete_kept": stage.kept, "flow_complete_rejected": stage.rejected,
         "flow_s": round(flow_s, 2), "flow_fixed_s": round(flow_s - llm_s, 2),
-        "flow_vs_direct_ms_per_item": round(1000 * (flow_s - direct_s) / n, 2),
-        "peak_rss_mb_stage": round(rss_stage, 1), "peak_rss_mb_flow": round(peak_rss_mb(), 1),
-        "meets_target_direct": answered / direct_s >= target,
+        "peak_rss_mb_flow": round(peak_rss_mb(), 1),
         "meets_target_flow": flow_rate >= target,
     }
 
@@ -296,24 +323,30 @@ def render(result: dict[str, Any]) -> str:
         f"Loopback server with a fixed {lat * 1000:.0f} ms latency, {result['catalog_items']:,}"
         "-item synthetic catalog, one completion question per item (discovery and extraction "
         "off), so items/s = answers/s. Items asked per level: about "
-        f"{result['seconds_per_level']:.0f} s of ideal LLM time (N = s x concurrency / "
-        "latency). Target: 0.8 x concurrency / latency.", "",
+        f"{result['seconds_per_level']:.0f} s of ideal LLM time (N = s x concurrency x workers "
+        "/ latency). Target: 0.8 x concurrency x workers / latency. Task runner: "
+        f"{result.get('task_runner', 'thread')}.", "",
         f"Machine: {result['machine']}. Command: `{result['command']}`", "",
-        "| concurrency | items | target items/s | direct items/s (peak in flight) "
-        "| flow items/s (peak in flight) | meets target (direct / flow) | client CPU ms/item "
-        "| direct overhead ms/item | flow wall s | flow fixed s | peak RSS MB (stage / flow) |",
-        "|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|",
+        "| runner | workers | concurrency | items | target items/s "
+        "| direct items/s (peak in flight) | flow items/s (peak in flight) "
+        "| meets target (direct / flow) | client CPU ms/item | direct overhead ms/item "
+        "| flow wall s | flow fixed s | peak RSS MB (stage / flow) |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|",
     ]
-    yes = {True: "yes", False: "NO"}
+    yes = {True: "yes", False: "NO", None: "-"}
     for r in result["levels"]:
+        d = {k: r.get(k, "-") for k in ("direct_items_per_s", "direct_peak_in_flight",
+                                         "client_cpu_ms_per_item", "direct_overhead_ms_per_item",
+                                         "peak_rss_mb_stage")}
         lines.append(
-            f"| {r['concurrency']} | {r['items']} | {r['target_items_per_s']} | "
-            f"{r['direct_items_per_s']} ({r['direct_peak_in_flight']}) | "
+            f"| {r.get('task_runner', 'thread')} | {r.get('workers', 1)} | "
+            f"{r['concurrency']} | {r['items']} | {r['target_items_per_s']} | "
+            f"{d['direct_items_per_s']} ({d['direct_peak_in_flight']}) | "
             f"{r['flow_llm_items_per_s']} ({r['flow_peak_in_flight']}) | "
-            f"{yes[r['meets_target_direct']]} / {yes[r['meets_target_flow']]} | "
-            f"{r['client_cpu_ms_per_item']} | {r['direct_overhead_ms_per_item']} | "
+            f"{yes[r.get('meets_target_direct')]} / {yes[r['meets_target_flow']]} | "
+            f"{d['client_cpu_ms_per_item']} | {d['direct_overhead_ms_per_item']} | "
             f"{r['flow_s']} | {r['flow_fixed_s']} | "
-            f"{r['peak_rss_mb_stage']} / {r['peak_rss_mb_flow']} |")
+            f"{d['peak_rss_mb_stage']} / {r['peak_rss_mb_flow']} |")
     lines += [
         "", "- *direct*: `complete_tails` + the real `OpenAICompatibleLLM`, no Prefect; items/s "
         "= answers / wall time of the call.",
@@ -326,7 +359,13 @@ def render(result: dict[str, Any]) -> str:
         "catalog, catalog triples, state store, KGE fit (1 epoch), verify, RippleNet + JSONL "
         "export, Prefect bookkeeping against a local server. It does not grow with items asked.",
         "- *peak RSS*: the level's own process (ru_maxrss) after the direct stage, and after "
-        "the flow (PyKEEN/torch imported for the verifier).", "",
+        "the flow (PyKEEN/torch imported for the verifier).",
+        "- *dask* rows: the flow's chunks run on a process `LocalCluster` of *workers* worker "
+        "processes (two threads each), each with its own LLM client and `concurrency` cap, "
+        "so up to concurrency x workers requests are in flight; the flow process keeps the state "
+        "store and commits each chunk. Their *flow fixed* time includes starting the cluster "
+        "and each worker importing the pipeline (Prefect included) before the first chunk. "
+        "The direct stage is the thread runner's measurement and is not repeated (-).", "",
     ]
     b = result.get("budget")
     if b:
@@ -353,7 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-questions", type=int, default=400)
     p.add_argument("--budget-calls", type=int, default=100)
     p.add_argument("--no-budget", action="store_true")
-    p.add_argument("--out", type=Path, default=ROOT / "reports" / "throughput.json")
+    p.add_argument("--task-runner", default="thread", choices=("thread", "dask"),
+                   help="where the flow's chunks run (dask: a process LocalCluster)")
+    p.add_argument("--workers", default="1",
+                   help="comma-separated worker processes per level (with --task-runner dask)")
+    p.add_argument("--out", type=Path, help="default: reports/throughput.json, or "
+                   "reports/throughput_<runner>.json for another runner")
     p.add_argument("--_server", type=int, help=argparse.SUPPRESS)
     p.add_argument("--_level", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -370,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     from kgenrich.flows.serve import free_port, local_prefect_server, stop_process_group
 
     levels = [int(x) for x in args.levels.split(",")]
+    workers = [int(x) for x in args.workers.split(",")] if args.task_runner != "thread" else [1]
+    if args.task_runner != "thread":
+        args.no_budget = True  # the budget demo is the thread runner's (budgets are per worker)
+    out = args.out or ROOT / "reports" / (
+        "throughput.json" if args.task_runner == "thread" else
+        f"throughput_{args.task_runner}.json")
     with tempfile.TemporaryDirectory(prefix="kgenrich-tp-") as tmp:
         work = Path(tmp)
         catalog = work / "catalog.csv"
@@ -381,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         base_url = f"http://127.0.0.1:{port}/v1"
         result: dict[str, Any] = {
             "latency_s": args.latency, "catalog_items": args.catalog_items,
-            "seconds_per_level": args.seconds,
+            "seconds_per_level": args.seconds, "task_runner": args.task_runner,
             "machine": f"{platform.platform()}, {os.cpu_count()} cores (shared)",
             "command": "python bench/throughput.py " + " ".join(argv or sys.argv[1:]),
             "levels": [],
@@ -389,10 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with local_prefect_server(work / "prefect") as api:
                 env = {**os.environ, "PREFECT_API_URL": api}
-                for c in levels:
-                    n = max(c, round(args.seconds * c / args.latency))
+                for c, w in ((c, w) for c in levels for w in workers):
+                    n = max(c * w, round(args.seconds * c * w / args.latency))
                     spec = {"catalog": str(catalog), "base_url": base_url, "concurrency": c,
-                            "n": n, "latency": args.latency, "work": str(work)}
+                            "n": n, "latency": args.latency, "work": str(work),
+                            "task_runner": args.task_runner, "workers": w}
                     proc = subprocess.run(
                         [sys.executable, __file__, "--_level", json.dumps(spec)], env=env,
                         capture_output=True, text=True, timeout=1800)
@@ -400,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                                  if ln.startswith("RESULT ")), None)
                     if line is None:
                         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
-                        raise SystemExit(f"level {c} failed ({proc.returncode})")
+                        raise SystemExit(f"level {c} x {w} failed ({proc.returncode})")
                     row = json.loads(line[len("RESULT "):])
                     result["levels"].append(row)
                     print(json.dumps(row), flush=True)
@@ -411,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(result["budget"]), flush=True)
         finally:
             stop_process_group(llm_server)
-    write_report(args.out, result, render(result))
+    write_report(out, result, render(result))
     print(render(result))
     return 0
 

@@ -29,12 +29,12 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from kgenrich.flows import io as fio  # noqa: E402
+from kgenrich.flows.remote import stage_runner  # noqa: E402
 from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
 from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
 from kgenrich.pipeline.llm.base import LLM  # noqa: E402
-from kgenrich.pipeline.llm.factory import make_llm  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
 from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
 from kgenrich.pipeline.verify import ReviewedVerification  # noqa: E402
@@ -163,16 +163,16 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         book = open_run(state, run=run_name(inputs.run_name), graph=graph, settings=settings,
                         previous_triples=lambda: fio.previous_triples(inputs.out_dir),
                         store=inputs.store)
-        with make_llm(settings.llm) as llm:
+        with stage_runner(settings, local=submit_stage) as runner:  # settings.task_runner
             # Calibrate first: the probes' thresholds say which relations are worth asking.
-            probes = probes_task(unvisited(graph), llm=unvisited(llm), settings=settings)
+            probes = probes_task(unvisited(graph), llm=unvisited(runner.llm), settings=settings)
             scorer = fit_scorer_task(unvisited(graph), settings.verify,
                                      inputs.out_dir / "verifier", unvisited(probes))
             calibration = calibrate_task(unvisited(graph), unvisited(probes), scorer=scorer,
                                          settings=settings.verify)
-            llm_out = run_llm_stages(graph, book=book, llm=llm, settings=settings,
-                                     submit=submit_stage, skip_relations=skip_relations(
-                                         calibration, settings))
+            llm_out = run_llm_stages(graph, book=book, llm=runner.llm, settings=settings,
+                                     submit=runner.submit, workers=runner.workers,
+                                     skip_relations=skip_relations(calibration, settings))
         settled = book.settle(graph, llm_out.runs)
         # read once: verification applies the verdicts, the new review queue keeps them
         reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
@@ -183,7 +183,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         report = rr.run_report(book, graph=graph, llm=llm_out, scorer=scorer,
                                verified=verified, settled=settled, result=result,
                                settings=settings, wall_seconds=time.perf_counter() - start,
-                               extra=inputs.extra_report,
+                               extra={**inputs.extra_report, "task runner": runner.summary()},
                                probes=probes.stats if probes else None)
         outputs = fio.write_run_outputs(
             inputs.out_dir, entities=result.entities, triples=result.triples,

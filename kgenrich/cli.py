@@ -43,6 +43,7 @@ from kgenrich.settings import (  # noqa: E402
     ExportFormat,
     LLMSettings,
     RunConfig,
+    RunnerKind,
     SeedFormatName,
     SettingsError,
     load_config,
@@ -191,12 +192,14 @@ if typing.TYPE_CHECKING:  # members are strs; Typer reads the Enums at run time
     BackendChoice: typing.TypeAlias = str
     QueryFormatChoice: typing.TypeAlias = str
     PresetChoice: typing.TypeAlias = str
+    RunnerChoice: typing.TypeAlias = str
 else:
     CatalogFormatChoice = _choices("CatalogFormatChoice", get_args(CatalogFormatName))
     SeedFormatChoice = _choices("SeedFormatChoice", get_args(SeedFormatName))
     BackendChoice = _choices("BackendChoice", get_args(LLMSettings.model_fields["backend"].annotation))
     QueryFormatChoice = _choices("QueryFormatChoice", QUERY_FORMATS)
     PresetChoice = _choices("PresetChoice", PRESETS)
+    RunnerChoice = _choices("RunnerChoice", get_args(RunnerKind))
 
 
 SET_HELP = (
@@ -289,6 +292,8 @@ def run(
     push: Annotated[str | None, _flag("push.endpoint", "After the export, push graph.nq's graphs "
                                       "to this Graph Store Protocol endpoint (see `kgenrich "
                                       "push`).", "--push", metavar="URL")] = None,
+    task_runner: Annotated[RunnerChoice | None, _flag("task_runner.kind", "Where the LLM stages' chunks run: a thread pool here, Dask or Ray workers (each builds its own LLM client: llm.concurrency is per worker). dask and ray need a Prefect server (PREFECT_API_URL) and their extra.", "--task-runner")] = None,
+    address: Annotated[str | None, _flag("task_runner.address", "An existing Dask scheduler (tcp://host:8786) or Ray cluster (ray://host:10001) instead of a local one.", "--address")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check the inputs and settings "
                                           "and print what the run would ask (items, gaps, "
                                           "estimated LLM calls); starts no Prefect, no LLM.")] = False,
@@ -338,7 +343,7 @@ _RUN_FLAGS = {
     "id_col": "mapping.id", "title_col": "mapping.title", "list_sep": "mapping.list_separator",
     "catalog_format": "mapping.format", "backend": "llm.backend", "base_url": "llm.base_url",
     "model": "llm.model", "samples": "complete.samples", "max_items": "complete.max_items",
-    "push": "push.endpoint",
+    "push": "push.endpoint", "task_runner": "task_runner.kind", "address": "task_runner.address",
 }
 
 
@@ -367,10 +372,14 @@ def _plain(value: Any) -> Any:
 def _preflight(o: dict[str, Any], run_config: RunConfig) -> None:
     """Check the inputs before Prefect loads (runs/preflight.py); with --dry-run print what the
     run would ask and exit 0."""
+    from kgenrich.cli_prefect import configured_api_url
     from kgenrich.cli_preflight import check_state, preflight_inputs, print_preflight
+    from kgenrich.flows.runners import check_runner
 
     inputs = run_config.inputs
     assert inputs.catalog is not None  # _run_config checked it
+    # first: a missing extra or Prefect server is found before the inputs are read
+    check_runner(run_config.settings, api_url=configured_api_url(os.environ))
     check_state(run_config.settings.state_path or inputs.out / "state.sqlite")
     result = preflight_inputs(
         catalog=inputs.catalog, mapping=run_config.mapping.catalog_mapping(),

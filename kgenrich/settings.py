@@ -73,7 +73,11 @@ class LLMSettings(_Section):
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout in seconds.")
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
     backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
-    concurrency: int = Field(2, ge=1, le=256, description="Requests in flight at once.")
+    concurrency: int = Field(
+        2, ge=1, le=256,
+        description="Requests in flight at once, per process that holds a client: the flow's "
+        "with the thread task runner, each worker process's with dask or ray.",
+    )
     breaker_threshold: int = Field(
         5, ge=1, le=1000,
         description="Circuit breaker: open only after this many failed attempts in a row ...",
@@ -356,6 +360,36 @@ class PushSettings(_Section):
     timeout_s: float = Field(120.0, gt=0, le=3600, description="Per-request timeout in seconds.")
 
 
+#: The task runners the LLM stages' chunks can run on (`kgenrich.flows.runners`).
+RunnerKind = Literal["thread", "dask", "dask-threads", "ray"]
+
+
+class TaskRunnerSettings(_Section):
+    """Where the LLM stages' chunk tasks run. The state store and the chunk commits always stay
+    in the flow's process; only the chunks' LLM work moves to the workers."""
+
+    kind: RunnerKind = Field(
+        "thread",
+        description="thread: a thread pool in the flow's process; dask: Dask worker processes "
+        "(a local cluster, or the one at address); dask-threads: one-process Dask cluster (no "
+        "Prefect server needed); ray: Ray workers (local, or the cluster at address). dask and "
+        "ray need a running Prefect server (PREFECT_API_URL) and their extra "
+        "(pip install 'kgenrich[dask]' / 'kgenrich[ray]'). Each worker process builds its own "
+        "LLM client from these settings, so llm.concurrency and the llm budgets "
+        "(max_calls, max_tokens_total) count per worker process.",
+    )
+    address: str | None = Field(
+        None, description="An existing cluster to use instead of starting a local one: a Dask "
+        "scheduler (tcp://host:8786) or a Ray cluster (ray://host:10001). Its workers need "
+        "kgenrich installed, the Prefect API and llm.base_url reachable.",
+    )
+    workers: int | None = Field(
+        None, ge=1, le=1024,
+        description="Local cluster size: worker processes (dask, two threads each), threads "
+        "(dask-threads) or CPUs (ray); None = the CPU count. Ignored with address.",
+    )
+
+
 class InputSettings(_Section):
     """What one run reads and where it writes."""
 
@@ -450,6 +484,7 @@ class Settings(BaseSettings):
     seed: SeedSettings = Field(default_factory=SeedSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    task_runner: TaskRunnerSettings = Field(default_factory=TaskRunnerSettings)
     reports_dir: Path = Field(Path("reports"), description="Where run reports are written.")
     state_path: Path | None = Field(
         None,

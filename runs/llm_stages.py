@@ -39,18 +39,23 @@ class LLMStages:
 
 def run_llm_stages(
     graph: BaseGraph, *, book: RunBook, llm: LLM, settings: Settings, submit: StageSubmit,
-    skip_relations: frozenset[str] = frozenset(),
+    workers: int, skip_relations: frozenset[str] = frozenset(),
 ) -> LLMStages:
     """Discovery, extraction and completion (those enabled), each over the whole catalog;
     completion leaves out ``skip_relations`` (those the calibration probes showed can never be
-    accepted, see ``complete.skip_unreachable``)."""
+    accepted, see ``complete.skip_unreachable``).
+    `workers`: processes with a client of their own (1 for the thread runner); each keeps
+    `llm.concurrency` requests in flight, so that many more chunks are kept in flight, and at
+    least two per worker."""
     d, x = settings.discover, settings.extract
     enabled = enabled_stages(settings)
     runs: dict[str, StageRun] = {}
     common: dict[str, Any] = {
         "state": book.state, "run": book.run, "items": graph.items,
         "chunk_size": settings.chunk_size,
-        "window": chunk_window(settings.llm.concurrency, settings.chunk_size),
+        # at least two chunks per worker process: its next one is there when one finishes
+        "window": max(chunk_window(settings.llm.concurrency * workers, settings.chunk_size),
+                      2 * workers),
     }
 
     def stage(name: str, kwargs: dict[str, Any], **extra: Any) -> StageResult[Any]:

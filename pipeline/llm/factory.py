@@ -48,25 +48,38 @@ def _openai(settings: LLMSettings) -> Iterator[LLM]:
         yield llm
 
 
-@contextmanager
-def _embedded(settings: LLMSettings) -> Iterator[LLM]:
+def _embedded_client_settings(settings: LLMSettings) -> LLMSettings:
     # llama.cpp's server answers one request at a time: more in flight only queue up and run
     # into their timeouts. Queued CPU generation is slow, so allow generous timeouts.
-    settings = settings.model_copy(update={"concurrency": 1,
-                                           "timeout_s": max(settings.timeout_s, 600.0)})
-    model_path = ensure_model(settings.model_dir)
+    return settings.model_copy(update={"concurrency": 1,
+                                       "timeout_s": max(settings.timeout_s, 600.0)})
+
+
+@contextmanager
+def embedded_server(settings: LLMSettings) -> Iterator[str]:
+    """Start the embedded llama.cpp server on 127.0.0.1 and yield its OpenAI base URL; it is
+    stopped on exit."""
     options = ServerOptions(
         n_ctx=settings.embedded_ctx,
         n_threads=settings.embedded_threads,
         extra_bufts=settings.embedded_extra_bufts,
         model_alias=settings.model,
     )
-    with (
-        EmbeddedServer(model_path, options=options, port=settings.embedded_port) as base_url,
-        # llama-cpp-python's server takes the schema as {"type": "json_object", "schema": ...}
-        # and turns it into a grammar; it refuses the "json_schema" type.
-        _openai_llm(settings, base_url=base_url, response_format="json_object_schema") as llm,
-    ):
+    with EmbeddedServer(ensure_model(settings.model_dir), options=options,
+                        port=settings.embedded_port) as base_url:
+        yield base_url
+
+
+def _embedded_client(settings: LLMSettings, base_url: str) -> OpenAICompatibleLLM:
+    # llama-cpp-python's server takes the schema as {"type": "json_object", "schema": ...}
+    # and turns it into a grammar; it refuses the "json_schema" type.
+    return _openai_llm(_embedded_client_settings(settings), base_url=base_url,
+                       response_format="json_object_schema")
+
+
+@contextmanager
+def _embedded(settings: LLMSettings) -> Iterator[LLM]:
+    with embedded_server(settings) as base_url, _embedded_client(settings, base_url) as llm:
         yield llm
 
 
@@ -90,13 +103,22 @@ BACKENDS: dict[str, BackendFactory] = {
 
 
 @contextmanager
-def make_llm(settings: LLMSettings) -> Iterator[LLM]:
-    """The configured backend, ready to use; the embedded server is stopped on exit."""
+def make_llm(settings: LLMSettings, *, embedded_at: str | None = None) -> Iterator[LLM]:
+    """The configured backend, ready to use; the embedded server is stopped on exit.
+
+    `embedded_at`: the base URL of an embedded server another process already runs (a task
+    runner's workers share the flow process's); the client connects to it instead of starting
+    one. Ignored for the other backends, which connect to `settings.base_url`.
+    """
     try:
         factory = BACKENDS[settings.backend]
     except KeyError:
         raise ConfigError(
             f"unknown llm.backend {settings.backend!r}; choose one of {sorted(BACKENDS)}"
         ) from None
+    if settings.backend == "embedded" and embedded_at is not None:
+        with _embedded_client(settings, embedded_at) as client:
+            yield client
+        return
     with factory(settings) as llm:
         yield llm
