@@ -215,8 +215,12 @@ def test_probes_asked_like_gaps_calibrate_each_relation_and_skip_the_hopeless_on
                         complete={"samples": 1, "items": ("0", "1")},
                         verify={"probe_items": 30, "probe_max_share": 1.0,
                                 "probe_mask_fraction": 1.0})
-    run = ask_probes(graph, llm=FakeLLM(responder), settings=settings)  # type: ignore[arg-type]
+    llm = FakeLLM(responder)  # type: ignore[arg-type]
+    run = ask_probes(graph, llm=llm, settings=settings)
     assert run is not None and len(run.probes.items) == 30 and len(asked) == 30
+    # counted as their own stage, not as the completion of real gaps
+    assert llm.usage().by_stage["calibration probes"]["calls"] == 30
+    assert "complete" not in llm.usage().by_stage
     assert not {"0", "1"} & {it.id for it in run.probes.items}  # never an asked item
     cal = calibrate_run(graph, run, scorer=_constant(0.8),  # type: ignore[arg-type]
                         settings=settings.verify, confidence_model=None)
