@@ -137,9 +137,10 @@ def grid(embed: bool) -> list[ResolveSettings]:
     out = []
     embeds: list[tuple[bool, float]] = [(False, 1.0)]
     if embed:
-        embeds += [(True, a) for a in (0.8, 0.85, 0.9, 0.925, 0.95, 0.975)]
+        embeds += [(True, a) for a in (0.7, 0.75, 0.8, 0.85, 0.9)]
     for fuzzy, margin, parts, (emb, emb_at) in itertools.product(
-            (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0), (0.0, 0.02, 0.05, 0.1), (False, True), embeds):
+            (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0), (0.05, 0.1, 0.15, 0.2), (False, True),
+            embeds):
         out.append(ResolveSettings(fuzzy_accept=fuzzy, margin=margin, name_parts=parts,
                                    embed=emb, embed_accept=emb_at))
     return out

@@ -164,9 +164,9 @@ class EntityIndex:
         r = self.resolver
         mid = merged_id if merged_id is not None else mint_entity_id(type_, label)
         rejected = {into for m, into in r.rejected if m == mid} if r is not None else set()
-        return table.scores(label, encoder=r.text_encoder() if r is not None else None,
-                            canon=self.canonical,
-                            skip=lambda e: e in rejected or e == mid or bool(exclude and exclude(e)))
+        return table.scores(
+            label, encoder=r.text_encoder() if r is not None else None, canon=self.canonical,
+            skip=lambda e: e in rejected or e == mid or bool(exclude and exclude(e)))
 
     def match(self, label: str, type_: str, *, merged_id: str | None = None,
               settings: ResolveSettings | None = None, scores: MatchScores | None = None,

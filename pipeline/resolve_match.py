@@ -247,10 +247,12 @@ class LabelTable:
         nums = numbers(label)
         best: dict[str, float] = {}
         # only the best few rows matter: the top two entities are among them
-        for row in np.argsort(-sims)[:16]:
+        top = np.argpartition(-sims, 16)[:16] if len(sims) > 16 else np.arange(len(sims))
+        for row in top:
             eid = ok(self._rows[int(row)][0])
-            if eid is not None and self._numbers[int(row)] == nums and float(sims[row]) > best.get(eid, -2.0):
-                best[eid] = float(sims[row])
+            sim = float(sims[row])
+            if eid is not None and self._numbers[int(row)] == nums and sim > best.get(eid, -2.0):
+                best[eid] = sim
         return _top2(best)
 
 

@@ -53,7 +53,8 @@ def _seed(head: str, rel: str, tail: str) -> Triple:
 
 def test_spelling_variants_of_one_name_resolve_to_one_entity_with_their_aliases() -> None:
     index = _index(SPIELBERG)
-    for label in ("Spielberg, Steven", "S. Spielberg", "Steven Allan Spielberg", "STEVEN SPIELBERG"):
+    for label in ("Spielberg, Steven", "S. Spielberg", "Steven Allan Spielberg",
+                  "STEVEN SPIELBERG"):
         assert _link(index, label) == SPIELBERG.id, label
     assert len(index) == 1
     assert index.by_id[SPIELBERG.id].aliases == (
