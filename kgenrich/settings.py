@@ -256,7 +256,7 @@ class ResolveSettings(_Section):
         "('S. Spielberg', 'Kevin Michael Costner'), when exactly one entity fits.",
     )
     fuzzy_accept: float = Field(
-        0.9, ge=0, le=1,
+        0.8, ge=0, le=1,
         description="Link when the best character-trigram cosine of the labels reaches this "
         "and beats the second-best entity by `margin`.",
     )
@@ -280,7 +280,7 @@ class ResolveSettings(_Section):
         "[ambiguous_from, accept)) names one entity; off, or with no LLM, such pairs stay apart.",
     )
     ambiguous_from: float = Field(
-        0.75, ge=0, le=1,
+        0.6, ge=0, le=1,
         description="Lowest fuzzy or embedding score of a pair the LLM is asked about.",
     )
 
