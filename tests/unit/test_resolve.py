@@ -203,3 +203,30 @@ def test_a_resolver_pickles_without_its_encoder_or_llm() -> None:
 
     r = Resolver(ResolveSettings(), llm=_same(True))
     assert pickle.loads(pickle.dumps(r)).llm is None
+
+
+def test_the_base_graph_links_catalog_values_and_moves_seed_facts_onto_merged_ids() -> None:
+    from kgenrich.kg.io.seed import SeedGraph
+    from kgenrich.kg.records import Item
+    from kgenrich.pipeline.catalog import catalog_triples
+    from kgenrich.runs.graph import base_graph
+
+    seed = SeedGraph(
+        entities=(Entity(id="person/spielberg-steven", label="Spielberg, Steven", type="Person",
+                         source=SourceKind.SEED),
+                  Entity(id="year/1946", label="1946", type="Year", source=SourceKind.SEED),
+                  Entity(id="movie/jaws", label="JAWS", type="Movie", source=SourceKind.SEED)),
+        triples=(_seed("person/spielberg-steven", "born_in", "year/1946"),
+                 _seed("movie/jaws", "directed_by", "person/spielberg-steven")))
+    items = [Item(id="m1", title="Jaws", attributes={"directed_by": ("Steven Spielberg",)})]
+    graph = base_graph(
+        ontology=ONT, items=items, seed=seed, resolver=Resolver(ResolveSettings()),
+        catalog=lambda its, **kw: catalog_triples(its, ontology=kw["ontology"],
+                                                  index=kw["index"], item_links=kw["links"]))
+    # the catalog's "Steven Spielberg" is the seed's entity: its id, the catalog name an alias;
+    # the seed's unlinked "JAWS" is the catalog item: its fact moves onto item/m1
+    assert graph.index.canonical("movie/jaws") == "item/m1"
+    assert {t.key for t in graph.base} == {
+        ("person/spielberg-steven", "born_in", "year/1946"),
+        ("item/m1", "directed_by", "person/spielberg-steven")}
+    assert graph.index.by_id["person/spielberg-steven"].aliases == ("Steven Spielberg",)
