@@ -4,7 +4,8 @@ new ones. Entities of different types are never merged.
 Without a `Resolver` an index links exact labels and aliases only. With one, a label that is
 not exact is matched by normalised keys, name parts, fuzzy labels and embeddings, and the LLM
 for ambiguous pairs (`resolve_match.decide`); `EntityIndex.build` also merges same-type entities
-with distinct ids, unless both are catalog items or their facts disagree (`homonyms`). Every
+with distinct ids by exact, normalised and name-part evidence, unless both are catalog items or
+their facts disagree (`homonyms`). Every
 link of a non-identical label, and every pair kept apart, is a `MergeRecord` in `merges`; a
 merge a person rejected in the review file (`Resolver.rejected`) is not made again."""
 
@@ -155,7 +156,8 @@ class EntityIndex:
         return self.by_id[target.id]
 
     def scores(self, label: str, type_: str, *, merged_id: str | None = None,
-               exclude: Callable[[str], bool] | None = None) -> MatchScores:
+               exclude: Callable[[str], bool] | None = None,
+               keyed_only: bool = False) -> MatchScores:
         """Every matching signal for `label` among `type_`'s entities (no side effects); the
         pairs a person rejected for `merged_id` (default: the id `label` would mint) are out."""
         table = self._tables.get(type_)
@@ -165,12 +167,14 @@ class EntityIndex:
         mid = merged_id if merged_id is not None else mint_entity_id(type_, label)
         rejected = {into for m, into in r.rejected if m == mid} if r is not None else set()
         return table.scores(
-            label, encoder=r.text_encoder() if r is not None else None, canon=self.canonical,
+            label, encoder=r.text_encoder() if r is not None and not keyed_only else None,
+            canon=self.canonical, keyed_only=keyed_only,
             skip=lambda e: e in rejected or e == mid or bool(exclude and exclude(e)))
 
     def match(self, label: str, type_: str, *, merged_id: str | None = None,
               settings: ResolveSettings | None = None, scores: MatchScores | None = None,
-              exclude: Callable[[str], bool] | None = None) -> Match | None:
+              exclude: Callable[[str], bool] | None = None,
+              keyed_only: bool = False) -> Match | None:
         """The entity `label` of `type_` links to and why, without registering anything: an
         exact label or alias, else (with a resolver) `decide` over `scores`, the LLM judging
         an ambiguous pair when `use_llm` is on and a client is attached. `settings` overrides
@@ -186,8 +190,8 @@ class EntityIndex:
             return None
         s = settings or r.settings
         found = decide(scores if scores is not None
-                       else self.scores(label, type_, merged_id=mid, exclude=exclude),
-                       settings=s)
+                       else self.scores(label, type_, merged_id=mid, exclude=exclude,
+                                        keyed_only=keyed_only), settings=s)
         if isinstance(found, Ambiguous):
             if not (s.use_llm and r.llm is not None):
                 return None
@@ -212,11 +216,13 @@ class EntityIndex:
             conflict = disagreement(self.facts.get(entity.id), self.facts.get(other_id))
             return f"facts disagree: {conflict}" if conflict else None
 
-        match = self.match(entity.label, entity.type, merged_id=entity.id,
+        # Keyed evidence only: a seed of 100k entities must index in linear time; fuzzy and
+        # embedding evidence links labels (catalog values, mentions, LLM tails) instead.
+        match = self.match(entity.label, entity.type, merged_id=entity.id, keyed_only=True,
                            exclude=lambda e: apart(e) is not None)
         if match is None:
             # the pair it would have merged with, but for the facts or the catalog, is logged
-            near = self.match(entity.label, entity.type, merged_id=entity.id)
+            near = self.match(entity.label, entity.type, merged_id=entity.id, keyed_only=True)
             self.add(entity)
             if near is not None and (why := apart(near.entity_id)) is not None:
                 other = self.by_id[near.entity_id]

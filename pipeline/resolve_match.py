@@ -83,6 +83,8 @@ _MAX_NAME_TOKENS = 4
 #: A last token more entities of the type end with is a common word ("University", "County",
 #: "music"), not a surname: name parts do not link by it.
 MAX_SHARED_LAST = 8
+#: A trigram in more label rows of the type than this does not propose fuzzy candidates.
+MAX_POSTING = 5000
 
 
 def _part_of(tok: str, full: str) -> bool:
@@ -186,9 +188,11 @@ class LabelTable:
 
     def scores(self, label: str, *, encoder: Encoder | None = None,
                canon: Callable[[str], str] | None = None,
-               skip: Callable[[str], bool] | None = None) -> MatchScores:
-        """Every signal for `label`, over entity ids as `canon` maps them (merged entities
-        count once); entities `skip` names (rejected merges) are left out."""
+               skip: Callable[[str], bool] | None = None,
+               keyed_only: bool = False) -> MatchScores:
+        """Every signal for `label` (`keyed_only`: exact, normalised and name parts, whose
+        cost does not grow with the table), over entity ids as `canon` maps them (merged
+        entities count once); entities `skip` names (rejected merges) are left out."""
         to = canon or (lambda e: e)
 
         def ids(found: Iterable[str]) -> list[str]:
@@ -197,9 +201,13 @@ class LabelTable:
         exact = ids(self._exact.get(normalize_label(label), ()))
         keyed = ids(e for k in sorted(compact_keys(label)) for e in self._keys.get(k, ()))
         parts = ids(eid for tokens in name_tokens(label)
-                    for eid, other in self._by_last.get(tokens[-1], ())
                     if len(self._last_ids.get(tokens[-1], ())) <= MAX_SHARED_LAST
-                    and (parts_compatible(tokens, other) or parts_compatible(other, tokens)))
+                    for eid, other in self._by_last.get(tokens[-1], ())
+                    if parts_compatible(tokens, other) or parts_compatible(other, tokens))
+        if keyed_only:
+            return MatchScores(exact=tuple(dict.fromkeys(exact)),
+                               normalised=tuple(dict.fromkeys(keyed)),
+                               name_parts=tuple(dict.fromkeys(parts)))
 
         def ok(e: str) -> str | None:
             c = to(e)
@@ -215,10 +223,12 @@ class LabelTable:
         if not grams:
             return ()
         nums = numbers(label)
-        shared: dict[int, int] = {}
-        for g in grams:
-            for row in self._grams.get(g, ()):
-                shared[row] = shared.get(row, 0) + 1
+        # Candidates come from the query's rarer trigrams only: a trigram most labels share
+        # (" m." of a seed's opaque ids) would make every query scan the whole table. The
+        # shared count itself is exact, over all trigrams.
+        rows = {row for g in grams if len(posting := self._grams.get(g, ())) <= MAX_POSTING
+                for row in posting}
+        shared = {row: len(grams & self._rows[row][1]) for row in rows}
         best: dict[str, float] = {}
         for row, n in shared.items():
             found, other = self._rows[row]
