@@ -36,7 +36,7 @@ from kgenrich.kg.review import ReviewRow  # noqa: E402
 from kgenrich.pipeline.catalog import catalog_triples  # noqa: E402
 from kgenrich.pipeline.llm.base import LLM  # noqa: E402
 from kgenrich.pipeline.report import RunReport  # noqa: E402
-from kgenrich.pipeline.resolve import EntityIndex  # noqa: E402
+from kgenrich.pipeline.resolve import EntityIndex, Resolver  # noqa: E402
 from kgenrich.pipeline.verify import ReviewedVerification  # noqa: E402
 from kgenrich.runs import report as rr  # noqa: E402
 from kgenrich.runs.book import open_run, run_name  # noqa: E402
@@ -149,12 +149,16 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
     settings = settings or Settings()
     start = time.perf_counter()
     ontology = fio.read_ontology(inputs.ontology)
+    # read once: resolution skips rejected merges, verification applies the verdicts, the new
+    # review queue keeps them
+    reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
     graph = base_graph(
         ontology=ontology, items=fio.read_items(inputs.catalog, inputs.mapping, ontology=ontology),
         seed=fio.read_seed_graph(inputs.seed, format=inputs.seed_format, link=inputs.seed_link,
                                  on_error=inputs.seed_on_error, ontology=ontology,
                                  relation_map=settings.seed.relation_map),
-        catalog=lambda items, **kw: catalog_task(items, **kw))
+        catalog=lambda items, **kw: catalog_task(items, **kw),
+        resolver=Resolver.from_review(settings.resolve, reviewed))
     check_run(graph, mapping=inputs.mapping, seed_format=inputs.seed_format,
               settings=settings).raise_for_problems()  # before any LLM call or KGE training
     # One run per output folder (re-entrant: `kgenrich run` already holds it); served runs too.
@@ -174,8 +178,6 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
                                      submit=runner.submit, workers=runner.workers,
                                      skip_relations=skip_relations(calibration, settings))
         settled = book.settle(graph, llm_out.runs)
-        # read once: verification applies the verdicts, the new review queue keeps them
-        reviewed = fio.previous_review(inputs.review or inputs.out_dir / "review.jsonl")
         verified = verify_task(unvisited(graph), unvisited(llm_out.candidates), scorer=scorer,
                                settings=settings.verify, reviewed=reviewed,
                                calibration=unvisited(calibration))
@@ -189,7 +191,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             inputs.out_dir, entities=result.entities, triples=result.triples,
             items=[it.id for it in graph.items], interactions=inputs.interactions,
             settings=settings.export, store=inputs.store, reviewed=reviewed,
-            failures=settled.failures, retractions=state.retractions())
+            failures=settled.failures, retractions=state.retractions(),
+            merges=graph.index.merges)
         pushed = fio.push_outputs(inputs.out_dir, push=settings.push, export=settings.export)
         report = report.model_copy(update={
             "outputs": {k: str(p) for k, p in outputs.paths.items()},

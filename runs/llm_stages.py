@@ -64,6 +64,8 @@ def run_llm_stages(
         return runs[name].result
 
     results: dict[str, StageResult[Any]] = {}
+    if graph.index.resolver is not None:  # ambiguous pairs from here on may ask the LLM
+        graph.index.resolver.llm = llm
     if "discover" in enabled:
         results["discover"] = stage("discover", {
             "llm": llm if d.use_llm else None, "ontology": graph.ontology,
