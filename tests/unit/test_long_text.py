@@ -5,7 +5,6 @@ from the text, and count what a chunk budget leaves unread."""
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -17,34 +16,14 @@ from kgenrich.pipeline.extract import ANSWER_TOKENS, extract_relations
 from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.fake import FakeLLM
 from kgenrich.pipeline.text import occurs_in
+from kgenrich.testing.long_text import FACTS, long_description
 
 CONTEXT = 2048  # the embedded server's default n_ctx
-WORDS = ("the", "crew", "ship", "signal", "storm", "night", "planet", "silence", "engine",
-         "corridor", "alarm", "vent", "cargo", "hull", "light", "dark", "station", "orbit")
-FACTS = {  # where in the text -> (sentence, relation, tail, entity type)
-    "start": ("It was directed by Ridley Scott.", "directed_by", "Ridley Scott", "Person"),
-    "middle": ("The cast is led by Sigourney Weaver.", "starring", "Sigourney Weaver",
-               "Person"),
-    "end": ("It was produced in the United Kingdom.", "country_of_origin", "United Kingdom",
-            "Country"),
-}
 PATTERNS = (  # what the fake model recognises
     (re.compile(r"directed by ([A-Z]\w+ [A-Z]\w+)"), "directed_by", "Person"),
     (re.compile(r"led by ([A-Z]\w+ [A-Z]\w+)"), "starring", "Person"),
     (re.compile(r"in the (United Kingdom)"), "country_of_origin", "Country"),
 )
-
-
-def long_description(chars: int = 30_000) -> str:
-    rng = random.Random(7)
-    filler: list[str] = []
-    while sum(len(s) + 1 for s in filler) < chars:
-        n = rng.randint(6, 16)
-        filler.append(" ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + ".")
-    middle = len(filler) // 2
-    sentences = [FACTS["start"][0], *filler[:middle], FACTS["middle"][0], *filler[middle:],
-                 FACTS["end"][0]]
-    return " ".join(sentences)
 
 
 class ContextModel:
@@ -123,3 +102,14 @@ def test_extraction_counts_truncation_when_max_chunks_binds(movies: Ontology) ->
     assert [c.tail_label for c in res.kept] == ["Ridley Scott"]  # the rest was not read ...
     [rej] = [r for r in res.rejected if r.reason == TRUNCATED]  # ... and says so
     assert rej.item_id == "m1" and rej.detail.startswith("read 2 of ")
+
+
+def test_every_chunk_and_item_shares_one_system_prompt(movies: Ontology) -> None:
+    model = ContextModel(CONTEXT)
+    llm = FakeLLM(model)
+    other = Item(id="m2", title="Heat", text={"description": "A heist film set in Los Angeles."})
+    extract_relations([ITEM, other], llm=llm, ontology=movies, max_per_item=20,
+                      context_tokens=CONTEXT, max_chunks=16)
+    systems = {call[0]["content"] for call in llm.raw_calls}
+    assert len(llm.raw_calls) > 5 and len(systems) == 1  # llama.cpp re-uses its KV cache
+    assert "evidence" not in next(iter(systems))  # the model is not asked to quote
