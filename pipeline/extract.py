@@ -23,14 +23,23 @@ STAGE = "extract"
 PROMPT_VERSION = "extract-v3"
 #: Tokens an answer may take (about 15 per fact); reserved in the context of every chunk.
 ANSWER_TOKENS = 384
+#: Bounds in the answer's JSON schema, which llama.cpp turns into its grammar: a small model
+#: caught in a loop ("Tom Hanks, Sigourney Weaver, Tom Cruise, ..." in one tail, seen with the
+#: embedded model) stops there instead of writing until ANSWER_TOKENS and failing. Validation
+#: does not enforce them: an endpoint without a grammar is judged fact by fact as before.
+MAX_TAIL_CHARS = 80
+MAX_FACTS_PER_ANSWER = 16
 
 
 def relations_schema(relations: Sequence[str]) -> type[BaseModel]:
     """JSON schema restricts `relation` to the ontology; validation is per triple in the parser."""
     rel_field = Annotated[str, WithJsonSchema({"type": "string", "enum": list(relations)})]
-    fact = create_model("FactOut", relation=(rel_field, ...), tail=(str, ...))
+    tail_field = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_TAIL_CHARS})]
+    fact = create_model("FactOut", relation=(rel_field, ...), tail=(tail_field, ...))
     return create_model(
-        "FactsAnswer", facts=(list[fact], Field(default_factory=list))
+        "FactsAnswer",
+        facts=(list[fact], Field(default_factory=list,
+                                 json_schema_extra={"maxItems": MAX_FACTS_PER_ANSWER})),
     )
 
 

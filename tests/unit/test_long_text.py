@@ -12,7 +12,13 @@ from typing import Any
 from kgenrich.kg.records import Item, Ontology
 from kgenrich.pipeline.chunking import TEMPLATE_TOKENS, TRUNCATED, estimate_tokens
 from kgenrich.pipeline.discover import discover_entities
-from kgenrich.pipeline.extract import ANSWER_TOKENS, extract_relations
+from kgenrich.pipeline.extract import (
+    ANSWER_TOKENS,
+    MAX_FACTS_PER_ANSWER,
+    MAX_TAIL_CHARS,
+    extract_relations,
+    relations_schema,
+)
 from kgenrich.pipeline.llm.base import Message
 from kgenrich.pipeline.llm.fake import FakeLLM
 from kgenrich.pipeline.text import occurs_in
@@ -113,3 +119,10 @@ def test_every_chunk_and_item_shares_one_system_prompt(movies: Ontology) -> None
     systems = {call[0]["content"] for call in llm.raw_calls}
     assert len(llm.raw_calls) > 5 and len(systems) == 1  # llama.cpp re-uses its KV cache
     assert "evidence" not in next(iter(systems))  # the model is not asked to quote
+
+
+def test_answer_schema_bounds_runaway_tails_and_lists() -> None:
+    schema = relations_schema(["directed_by"]).model_json_schema()
+    assert schema["properties"]["facts"]["maxItems"] == MAX_FACTS_PER_ANSWER
+    assert schema["$defs"]["FactOut"]["properties"]["tail"]["maxLength"] == MAX_TAIL_CHARS
+    assert set(schema["$defs"]["FactOut"]["properties"]) == {"relation", "tail"}  # no quote
