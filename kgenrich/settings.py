@@ -111,22 +111,44 @@ class LLMSettings(_Section):
         "llama-cpp-python has AMX kernels, which crash on some VMs.",
     )
     embedded_ctx: int = Field(2048, ge=512, le=32768, description="llama.cpp context size.")
+    context_tokens: int = Field(
+        4096, ge=512, le=10_000_000,
+        description="Context size in tokens of the model behind an openai (or fake) endpoint; "
+        "discovery and extraction cut long texts into chunks that fit it. The embedded "
+        "backend uses embedded_ctx instead.",
+    )
     model_dir: Path | None = Field(
         None,
         description="Where the embedded GGUF is joined from its PyPI parts; None = "
         "~/.cache/kgenrich/models.",
     )
 
+    def context_window(self) -> int:
+        """The model's context size in tokens: the embedded server's, or context_tokens."""
+        return self.embedded_ctx if self.backend == "embedded" else self.context_tokens
+
 
 class DiscoverSettings(_Section):
     use_spacy: bool = Field(True, description="Run spaCy NER (en_core_web_sm) on item text.")
     use_llm: bool = Field(True, description="Ask the LLM for typed entities in item text.")
     max_per_item: int = Field(20, ge=0, le=500, description="Entities kept per item.")
+    max_chunks: int = Field(
+        16, ge=1, le=10_000,
+        description="LLM requests per item at most: a text longer than this many chunks of "
+        "the model's context is read up to there, and the rest is counted in the run report "
+        "as a 'text truncated' rejection.",
+    )
 
 
 class ExtractSettings(_Section):
     enabled: bool = Field(True, description="Run LLM relation extraction on item text.")
     max_per_item: int = Field(20, ge=0, le=500, description="Triples kept per item.")
+    max_chunks: int = Field(
+        16, ge=1, le=10_000,
+        description="LLM requests per item at most: a text longer than this many chunks of "
+        "the model's context is read up to there, and the rest is counted in the run report "
+        "as a 'text truncated' rejection.",
+    )
 
 
 class CompleteSettings(_Section):

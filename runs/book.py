@@ -48,9 +48,11 @@ def fingerprints(graph: BaseGraph, *, settings: Settings) -> dict[str, dict[str,
     """Item id -> stage -> fingerprint of that item's input to the stage."""
     seed_facts = item_seed_facts(graph.seed_triples, item_entity=graph.item_entity)
     onto = ontology_digest(graph.ontology)
+    context = settings.llm.context_window()
     stage_settings = {
-        "discover": settings.discover.model_dump(mode="json"),
-        "extract": settings.extract.model_dump(mode="json"),
+        # the context size decides how long texts are cut into chunks
+        "discover": {**settings.discover.model_dump(mode="json"), "context": context},
+        "extract": {**settings.extract.model_dump(mode="json"), "context": context},
         # which items are asked is not part of an item's input: a selection defers, never re-asks
         "complete": settings.complete.model_dump(mode="json", exclude={"max_items", "items"}),
     }

@@ -17,21 +17,24 @@ from kgenrich.runs.outcomes import ChunkOutcome, FailureTracker, split_outcome
 
 def discover_chunk(
     items: list[Item], *, llm: LLM | None, ontology: Ontology, use_spacy: bool,
-    labels: Mapping[str, Sequence[str]], max_per_item: int,
+    labels: Mapping[str, Sequence[str]], max_per_item: int, context_tokens: int, max_chunks: int,
 ) -> ChunkOutcome:
     nlp = load_nlp(labels)[0] if use_spacy else None
     tracked = FailureTracker(llm) if llm is not None else None
     result = discover_entities(items, llm=tracked, ontology=ontology, nlp=nlp,
-                               max_per_item=max_per_item)
+                               max_per_item=max_per_item, context_tokens=context_tokens,
+                               max_chunks=max_chunks)
     return split_outcome("discover", [it.id for it in items], result,
                          tracked.failures if tracked else {})
 
 
 def extract_chunk(
-    items: list[Item], *, llm: LLM, ontology: Ontology, max_per_item: int
+    items: list[Item], *, llm: LLM, ontology: Ontology, max_per_item: int, context_tokens: int,
+    max_chunks: int,
 ) -> ChunkOutcome:
     tracked = FailureTracker(llm)
-    result = extract_relations(items, llm=tracked, ontology=ontology, max_per_item=max_per_item)
+    result = extract_relations(items, llm=tracked, ontology=ontology, max_per_item=max_per_item,
+                               context_tokens=context_tokens, max_chunks=max_chunks)
     return split_outcome("extract", [it.id for it in items], result, tracked.failures)
 
 

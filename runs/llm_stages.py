@@ -70,12 +70,14 @@ def run_llm_stages(
         results["discover"] = stage("discover", {
             "llm": llm if d.use_llm else None, "ontology": graph.ontology,
             "use_spacy": d.use_spacy, "labels": assemble.labels_by_type(graph.index),
-            "max_per_item": d.max_per_item})
+            "max_per_item": d.max_per_item, "context_tokens": settings.llm.context_window(),
+            "max_chunks": d.max_chunks})
         assemble.register_mentions(results["discover"].kept, index=graph.index)
     candidates: list[Triple] = []
     if "extract" in enabled:
         results["extract"] = stage("extract", {
-            "llm": llm, "ontology": graph.ontology, "max_per_item": x.max_per_item})
+            "llm": llm, "ontology": graph.ontology, "max_per_item": x.max_per_item,
+            "context_tokens": settings.llm.context_window(), "max_chunks": x.max_chunks})
         candidates += to_triples(results["extract"].kept, index=graph.index,
                                  source=SourceKind.EXTRACTED, item_links=graph.links)[0]
     if "complete" in enabled:

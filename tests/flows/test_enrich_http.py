@@ -94,7 +94,7 @@ def test_flow_over_http_with_faults_cache_and_no_key_leak(tmp_path: Path) -> Non
     assert all(t.provenance.decision in {Decision.ACCEPTED, Decision.REJECTED, Decision.REVIEW}
                for t in scored)
     extract = next(s for s in report.stages if s.stage == "extract")
-    assert extract.reasons.get("evidence not in text") == 1
+    assert extract.reasons.get("tail not in text") == 1
 
     _, triples2 = read_run(tmp_path / "second")
     reviewed = next(t for t in triples2 if t.key == (row["head"], row["relation"], row["tail"]))

@@ -42,6 +42,8 @@ ONT = Ontology(
         Relation(name="has_genre", domain="Movie", range="Genre"),
     ),
 )
+# context and chunk budget for stage calls: the test texts fit one chunk
+BUDGET = {"context_tokens": 4096, "max_chunks": 4}
 ALIEN = Item(id="1", title="Alien", text={"description": "A 1979 film directed by Ridley Scott."},
              attributes={"has_genre": ("Horror",)})
 
@@ -79,10 +81,9 @@ def _responder(messages: Sequence[Message], schema: dict[str, Any]) -> str:
                                         {"label": "Scott", "type": "Spaceship"}]})
     if "extract facts" in system:
         return json.dumps({"facts": [
-            {"relation": "directed_by", "tail": "Ridley Scott",
-             "evidence": "directed by Ridley Scott"},
-            {"relation": "has_genre", "tail": "Horror", "evidence": "a scary film"},
-            {"relation": "written_by", "tail": "Dan O'Bannon", "evidence": "A 1979 film"},
+            {"relation": "directed_by", "tail": "Ridley Scott"},
+            {"relation": "has_genre", "tail": "Horror"},
+            {"relation": "written_by", "tail": "Dan O'Bannon"},
         ]})
     if "directed_by" in user:
         return '{"tails": ["Ridley Scott"]}'
@@ -91,7 +92,8 @@ def _responder(messages: Sequence[Message], schema: dict[str, Any]) -> str:
 
 def test_discover_keeps_grounded_typed_mentions_only() -> None:
     llm = FakeLLM(_responder)
-    res = discover_entities([ALIEN], llm=llm, ontology=ONT, nlp=None, max_per_item=10)
+    res = discover_entities([ALIEN], llm=llm, ontology=ONT, nlp=None, max_per_item=10,
+                            **BUDGET)
     assert [(m.label, m.type) for m in res.kept] == [("Ridley Scott", "Person")]
     assert sorted(res.rejection_counts()) == ["label not in text", "type not in ontology"]
     assert res.stats.llm_calls == 1 and res.stats.prompt_tokens > 0
@@ -99,20 +101,22 @@ def test_discover_keeps_grounded_typed_mentions_only() -> None:
 
 def test_discover_with_entity_ruler_fallback() -> None:
     nlp = fallback_nlp({"Person": ["Ridley Scott"]})
-    res = discover_entities([ALIEN], llm=None, ontology=ONT, nlp=nlp, max_per_item=10)
+    res = discover_entities([ALIEN], llm=None, ontology=ONT, nlp=nlp, max_per_item=10,
+                            **BUDGET)
     assert [(m.label, m.type, m.found_by) for m in res.kept] == [("Ridley Scott", "Person",
                                                                    "spacy")]
 
 
-def test_extract_requires_evidence_in_text_and_ontology_relation() -> None:
-    res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10)
+def test_extract_requires_tail_in_text_and_ontology_relation() -> None:
+    res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10,
+                            **BUDGET)
     assert [(c.relation, c.tail_label) for c in res.kept] == [("directed_by", "Ridley Scott")]
-    assert res.rejection_counts() == {"evidence not in text": 1, "relation not in ontology": 1}
+    assert res.rejection_counts() == {"tail not in text": 1, "relation not in ontology": 1}
 
 
 def test_extract_records_malformed_answers_instead_of_dropping() -> None:
     llm = FakeLLM(["{\"facts\": [{\"relation\": ", "still not json"])
-    res = extract_relations([ALIEN], llm=llm, ontology=ONT, max_per_item=10)
+    res = extract_relations([ALIEN], llm=llm, ontology=ONT, max_per_item=10, **BUDGET)
     assert res.kept == ()
     assert res.rejection_counts() == {"llm answer invalid": 1}
 
@@ -229,11 +233,13 @@ def test_rule_confidence_caps_unverified() -> None:
 def test_to_triples_links_existing_and_counts_minted() -> None:
     index = EntityIndex.build([Entity(id="person/ridley-scott", label="Ridley Scott",
                                       type="Person")])
-    res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10)
+    res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10,
+                            **BUDGET)
     triples, minted = to_triples(res.kept, index=index, source=SourceKind.EXTRACTED)
     assert [t.key for t in triples] == [("item/1", "directed_by", "person/ridley-scott")]
     assert minted == set()
-    assert triples[0].provenance.evidence == "directed by Ridley Scott"
+    # the evidence is the sentence of the text that holds the tail
+    assert triples[0].provenance.evidence == "A 1979 film directed by Ridley Scott."
 
 
 def test_precision_recall_against_key() -> None:
