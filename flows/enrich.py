@@ -29,7 +29,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from kgenrich.flows import io as fio  # noqa: E402
-from kgenrich.flows.remote import stage_runner  # noqa: E402
+from kgenrich.flows.remote import record_flow_usage, stage_runner  # noqa: E402
 from kgenrich.kg.io.catalog import CatalogMapping  # noqa: E402
 from kgenrich.kg.records import Item, Ontology, StageResult, Triple  # noqa: E402
 from kgenrich.kg.review import ReviewRow  # noqa: E402
@@ -170,6 +170,7 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
         with stage_runner(settings, local=submit_stage) as runner:  # settings.task_runner
             # Calibrate first: the probes' thresholds say which relations are worth asking.
             probes = probes_task(unvisited(graph), llm=unvisited(runner.llm), settings=settings)
+            record_flow_usage(runner.llm)
             scorer = fit_scorer_task(unvisited(graph), settings.verify,
                                      inputs.out_dir / "verifier", unvisited(probes))
             calibration = calibrate_task(unvisited(graph), unvisited(probes), scorer=scorer,

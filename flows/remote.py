@@ -121,3 +121,10 @@ def stage_runner(settings: Settings, *, local: StageSubmit) -> Iterator[StageRun
             return _OutcomeFuture(future, llm)
 
         yield StageRunner(llm=llm, submit=submit, workers=workers, kind=r.kind)
+
+
+def record_flow_usage(llm: LLM) -> None:
+    """Count what the flow process itself asked through a `RemoteLLM` (the calibration probes
+    run there, before the stages), so the run's usage and health cover it."""
+    if isinstance(llm, RemoteLLM):
+        llm.record(client_usage(llm.recipe), worker=False)

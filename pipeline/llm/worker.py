@@ -109,6 +109,7 @@ class RemoteLLM:
     def __init__(self, recipe: ClientRecipe) -> None:
         self.recipe = recipe
         self._reports: dict[str, BackendUsage] = {}
+        self._workers: set[str] = set()  # the clients that reported from a worker's chunk
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -127,12 +128,17 @@ class RemoteLLM:
     def complete_many(self, requests: Sequence[LLMRequest[T]]) -> list[LLMAnswer[T]]:
         return process_client(self.recipe).complete_many(requests)
 
-    def record(self, report: ClientUsage) -> None:
-        """Keep a worker client's cumulative usage (the latest report of each client wins)."""
+    def record(self, report: ClientUsage, *, worker: bool = True) -> None:
+        """Keep a client's cumulative usage (the latest report of each client wins).
+        ``worker=False``: the flow process's own client (its calibration probes), counted in
+        ``usage()`` but not among the worker clients; with in-process workers it is the same
+        client, so it is never counted twice."""
         with self._lock:
             kept = self._reports.get(report.client)
             if kept is None or _progress(report.usage) >= _progress(kept):
                 self._reports[report.client] = report.usage
+            if worker:
+                self._workers.add(report.client)
 
     def usage(self) -> BackendUsage:
         with self._lock:
@@ -142,4 +148,4 @@ class RemoteLLM:
     def clients(self) -> int:
         """How many worker clients reported."""
         with self._lock:
-            return len(self._reports)
+            return len(self._workers)
