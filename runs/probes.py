@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,13 +119,17 @@ class Calibration:
     """The probes scored and labelled, and the combiner with their thresholds."""
 
     combiner: Combiner
-    by_relation: dict[str, RelationCalibration]
     #: (triple, correct) for every probe proposal, scored by the run's verifier
     labelled: tuple[tuple[Triple, bool], ...]
     note: str
     #: the text fallback fitted for the probes, if they needed one (verification re-uses it)
     fallback: ProbabilityFn | None
     probes: ProbeRun
+
+    @property
+    def by_relation(self) -> Mapping[str, RelationCalibration]:
+        """The thresholds the combiner holds (derived, so the two cannot disagree)."""
+        return self.combiner.calibration
 
     def unreachable(self) -> frozenset[str]:
         """Relations whose probes reached the target precision at no threshold."""
@@ -158,11 +162,14 @@ def calibrate(
                                    min_probes=v.probe_min_labels)
     note = (f"{len(run.probes.items)} probe items, {len(run.probes.masked)} masked groups, "
             f"{len(labelled)} proposals ({sum(ok for _, ok in labelled)} right); "
+            # a probe whose request failed is missing from the labels: say how many
+            + (f"{run.failed_items} probe items failed and are not counted; "
+               if run.failed_items else "")
             + describe(fitted))
     logger.info("calibration probes: %s", note)
     calibrated = replace(combiner, calibration=fitted,
                          name=f"{combiner.name}+probes" if fitted else combiner.name)
-    return Calibration(combiner=calibrated, by_relation=fitted, labelled=labelled, note=note,
+    return Calibration(combiner=calibrated, labelled=labelled, note=note,
                        fallback=fitted_fallback, probes=run)
 
 
