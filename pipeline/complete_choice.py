@@ -78,6 +78,8 @@ def rank_options(
     for a relation with no known tail, nor, with `require_evidence`, where no tail scores above
     zero: a list of merely frequent people would be a guess offered as a choice.
     """
+    if not relations:  # every relation free-form (the default): no graph index to build
+        return {}
     graph = _Graph(triples)
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     for it in items:
