@@ -304,6 +304,20 @@ class VerifySettings(_Section):
         "run's trusted triples and fit settings (kge_scorer, model, dim, epochs, seed, holdout) "
         "are unchanged, instead of training again. One entry (the latest) is kept.",
     )
+    warm_start: bool = Field(
+        True,
+        description="With cache: when the trusted triples changed by at most warm_max_change "
+        "(and the fit settings did not), start from the cached fit's embeddings (new entities "
+        "get fresh rows) and train warm_epochs instead of epochs; the holdout is re-drawn "
+        "among triples the cached model never trained on and the calibration refitted on it.",
+    )
+    warm_max_change: float = Field(
+        0.1, gt=0, le=1,
+        description="Largest share of changed trusted triples (added plus removed, over the "
+        "new count) that still warm-starts; more is a cold fit.",
+    )
+    warm_epochs: int = Field(10, ge=1, le=5000,
+                             description="Training epochs of a warm-started fit.")
 
     @field_validator("review_band")
     @classmethod

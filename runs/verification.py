@@ -32,11 +32,12 @@ def fit_run_scorer(graph: BaseGraph, *, settings: VerifySettings,
                    cache_dir: Path | None, exclude: Sequence[Key] = ()) -> Scorer:
     """The ``verify.kge_scorer`` scorer fitted on the base graph's trusted triples but
     ``exclude`` (the calibration probes' answers); with ``cache_dir`` (and ``verify.cache``) the
-    previous run's fit when nothing it reads changed."""
+    previous run's fit when nothing it reads changed, or a warm start from it when little did."""
     keys = _trusted_keys(graph, exclude)
 
-    def fit() -> Scorer:
-        return fit_scorer(settings.kge_scorer, keys, settings=settings, labels=graph.labels())
+    def fit(previous: Scorer | None = None) -> Scorer:
+        return fit_scorer(settings.kge_scorer, keys, settings=settings, labels=graph.labels(),
+                          previous=previous)
 
     if cache_dir is None or not settings.cache:
         return fit()

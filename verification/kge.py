@@ -27,7 +27,7 @@ from pykeen.models import ERModel, Model, model_resolver
 from pykeen.stoppers import EarlyStopper
 from pykeen.training import LCWATrainingLoop, SLCWATrainingLoop, TrainingLoop
 from pykeen.training.callbacks import TrainingCallback
-from pykeen.triples import TriplesFactory
+from pykeen.triples import LCWAInstances, TriplesFactory
 from pykeen.utils import set_random_seed
 
 from kgenrich import progress
@@ -96,6 +96,9 @@ class TrainingReport:
     valid_mrr_history: tuple[float, ...]
     final_loss: float | None
     seconds: float
+    #: Rows copied from the model a warm start began with (0: trained from scratch).
+    warm_entities: int = 0
+    warm_relations: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,10 @@ class KGEModel:
         return np.fromiter(
             (self.knows(h, r, t) for h, r, t in triples), dtype=bool, count=len(triples)
         )
+
+    def training_triples(self) -> frozenset[LabeledTriple]:
+        """The labeled triples the model was trained on (forward direction only)."""
+        return frozenset((str(h), str(r), str(t)) for h, r, t in self.factory.triples)
 
     def map_triples(self, triples: Sequence[LabeledTriple]) -> torch.Tensor:
         """Map labeled triples to training ids; ``UnknownLabelError`` on any unseen label."""
@@ -351,6 +358,8 @@ def train_verifier(
     eval_every: int = 5,
     patience: int = 2,
     num_threads: int = 2,
+    init: KGEModel | None = None,
+    batched_loader: bool = True,
 ) -> KGEModel:
     """Train a PyKEEN model (chosen by PyKEEN's name, e.g. "ComplEx", "RotatE") on CPU.
 
@@ -365,6 +374,13 @@ def train_verifier(
     every positive/negative pair and which are far too slow on CPU) and the model's default for
     sLCWA. ``model_kwargs`` go to the PyKEEN model constructor (None: a tested default for the
     model, if any). ``negatives_per_positive`` only matters for ``training="slcwa"``.
+
+    ``init`` warm-starts: every entity and relation ``init`` knows begins with its row of
+    ``init``'s weights (and the interaction's own parameters are copied when their shapes
+    match), new ones with fresh initial rows; ``epochs`` then counts the continued training.
+    ``init`` must have the same model class, dimension and inverse-triples choice.
+    ``batched_loader=False`` uses PyKEEN's own LCWA data loader (same batches, slower; kept
+    for ``bench/kge_epoch.py``'s comparison).
     """
     if not train:
         raise ValueError("train_verifier needs at least one training triple")
@@ -396,7 +412,12 @@ def train_verifier(
         np.asarray(train, dtype=str), create_inverse_triples=inverse_triples
     )
     kge = _build_model(config, factory)
-    loop = _build_loop(config, kge, factory)
+    warm = (0, 0) if init is None else warm_rows(kge, factory, init)
+    if init is not None:
+        # PyKEEN re-initializes every weight when training starts (continue_training=False;
+        # True needs an optimizer that has stepped), so the copy is redone after that reset
+        _reapply_after_reset(kge, lambda: warm_rows(kge, factory, init))
+    loop = _build_loop(config, kge, factory, batched=batched_loader)
 
     valid_known: list[LabeledTriple] = []
     n_valid_skipped = 0
@@ -440,16 +461,19 @@ def train_verifier(
         train_kwargs: dict[str, Any] = {}
         if training == "lcwa":
             train_kwargs["label_smoothing"] = label_smoothing
-        losses = loop.train(
-            triples_factory=factory,
-            num_epochs=epochs,
-            batch_size=config.batch_size,
-            stopper=stopper,
-            use_tqdm=False,
-            use_tqdm_batch=False,
-            callbacks=[_EpochProgress(epochs, model=config.model)],
-            **train_kwargs,
-        )
+        try:
+            losses = loop.train(
+                triples_factory=factory,
+                num_epochs=epochs,
+                batch_size=config.batch_size,
+                stopper=stopper,
+                use_tqdm=False,
+                use_tqdm_batch=False,
+                callbacks=[_EpochProgress(epochs, model=config.model)],
+                **train_kwargs,
+            )
+        finally:
+            kge.__dict__.pop("reset_parameters_", None)  # the instance override must not pickle
         best_path = Path(tmp) / "best.pt"
         if stopper is not None and not stopper.stopped and best_path.is_file():
             # PyKEEN restores the best weights only when it stops early; do it for a full run too.
@@ -467,14 +491,100 @@ def train_verifier(
         valid_mrr_history=history,
         final_loss=float(losses[-1]) if losses else None,
         seconds=seconds,
+        warm_entities=warm[0],
+        warm_relations=warm[1],
     )
     # A summary, not the report's repr: its MRR history alone fills a terminal line.
-    logger.info("trained %s in %.1f s: %d triples, %d epochs%s, final loss %s, best valid MRR %s",
-                model, seconds, report.n_train, report.epochs_run,
+    logger.info("trained %s%s in %.1f s: %d triples, %d epochs%s, final loss %s, "
+                "best valid MRR %s", model,
+                f" (warm start: {warm[0]} entities, {warm[1]} relations kept)" if init else "",
+                seconds, report.n_train, report.epochs_run,
                 " (stopped early)" if report.stopped_early else "",
                 "-" if report.final_loss is None else f"{report.final_loss:.4f}",
                 f"{max(history):.3f}" if history else "-")
     return KGEModel(model=kge, factory=factory, config=config, report=report)
+
+
+def warm_rows(kge: Model, factory: TriplesFactory, init: KGEModel) -> tuple[int, int]:
+    """Copy ``init``'s rows into the fresh ``kge`` (built on ``factory``) for every entity and
+    relation label both know; returns (entities, relations) copied. Rows are matched by label,
+    never by id: the new factory numbers its labels afresh."""
+    old = init.model
+    if not (isinstance(kge, ERModel) and isinstance(old, ERModel)):
+        raise ValueError(f"warm start needs ERModels, not {type(old).__name__}")
+    if type(kge) is not type(old) or _row_shape(kge) != _row_shape(old) or \
+            bool(kge.use_inverse_triples) != bool(old.use_inverse_triples):
+        raise ValueError(f"warm start from {type(old).__name__} rows {_row_shape(old)} into "
+                         f"{type(kge).__name__} rows {_row_shape(kge)}: model, dim and inverse "
+                         "triples must match")
+    ents = _shared_ids(factory.entity_to_id, init.factory.entity_to_id)
+    rels = _shared_ids(factory.relation_to_id, init.factory.relation_to_id)
+    with torch.no_grad():
+        for new_rep, old_rep in zip(kge.entity_representations, old.entity_representations,
+                                    strict=True):
+            _copy_rows(new_rep, old_rep, *ents)
+        if kge.use_inverse_triples:
+            # both directions of a relation have their own row (forward and inverse)
+            new_ids = torch.cat([_internal(kge, rels[0], invert=False),
+                                 _internal(kge, rels[0], invert=True)])
+            old_ids = torch.cat([_internal(old, rels[1], invert=False),
+                                 _internal(old, rels[1], invert=True)])
+        else:
+            new_ids, old_ids = rels
+        for new_rep, old_rep in zip(kge.relation_representations,
+                                    old.relation_representations, strict=True):
+            _copy_rows(new_rep, old_rep, new_ids, old_ids)
+        new_state, old_state = kge.interaction.state_dict(), old.interaction.state_dict()
+        same = {k: v for k, v in old_state.items()
+                if k in new_state and new_state[k].shape == v.shape}
+        kge.interaction.load_state_dict({**new_state, **same})
+    return len(ents[0]), len(rels[0])
+
+
+def _reapply_after_reset(kge: Model, copy: Callable[[], object]) -> None:
+    reset = type(kge).reset_parameters_
+
+    def reset_then_copy() -> Model:
+        reset(kge)
+        copy()
+        return kge
+
+    kge.reset_parameters_ = reset_then_copy  # type: ignore[method-assign]
+
+
+def _row_shape(kge: ERModel) -> tuple[int, ...]:
+    return tuple(_table(kge.entity_representations[0]).shape[1:])
+
+
+def _shared_ids(new: Mapping[str, int], old: Mapping[str, int],
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    both = [label for label in new if label in old]
+    return (torch.tensor([new[label] for label in both], dtype=torch.long),
+            torch.tensor([old[label] for label in both], dtype=torch.long))
+
+
+def _internal(kge: Model, ids: torch.Tensor, *, invert: bool) -> torch.Tensor:
+    batch = torch.zeros((len(ids), 3), dtype=torch.long)
+    batch[:, 1] = ids
+    return kge.relation_inverter.map(batch=batch, index=1, invert=invert)[:, 1]
+
+
+def _copy_rows(new_rep: torch.nn.Module, old_rep: torch.nn.Module, new_ids: torch.Tensor,
+               old_ids: torch.Tensor) -> None:
+    new_table, old_table = _table(new_rep), _table(old_rep)
+    if new_table.shape[1:] != old_table.shape[1:]:
+        raise ValueError(f"warm start: row shapes differ ({tuple(old_table.shape[1:])} -> "
+                         f"{tuple(new_table.shape[1:])})")
+    if len(new_ids):
+        new_table[new_ids] = old_table[old_ids]
+
+
+def _table(rep: torch.nn.Module) -> torch.Tensor:
+    # PyKEEN's Embedding keeps its rows in an nn.Embedding (complex ones as real pairs)
+    table = getattr(rep, "_embeddings", None)
+    if not isinstance(table, torch.nn.Embedding):
+        raise ValueError(f"warm start supports embedding tables, not {type(rep).__name__}")
+    return table.weight.data
 
 
 def _build_model(config: TrainingConfig, factory: TriplesFactory) -> Model:
@@ -506,7 +616,8 @@ class _Dropout(torch.nn.Dropout):
         return super().forward(input)
 
 
-def _build_loop(config: TrainingConfig, kge: Model, factory: TriplesFactory) -> TrainingLoop:
+def _build_loop(config: TrainingConfig, kge: Model, factory: TriplesFactory, *,
+                batched: bool = True) -> TrainingLoop:
     common: dict[str, Any] = {
         "model": kge,
         "triples_factory": factory,
@@ -516,12 +627,54 @@ def _build_loop(config: TrainingConfig, kge: Model, factory: TriplesFactory) -> 
         "automatic_memory_optimization": False,
     }
     if config.training == "lcwa":
-        return LCWATrainingLoop(**common)
+        return (_BatchedLCWATrainingLoop if batched else LCWATrainingLoop)(**common)
     return SLCWATrainingLoop(
         negative_sampler="basic",
         negative_sampler_kwargs={"num_negs_per_pos": config.negatives_per_positive},
         **common,
     )
+
+
+class _BatchedLCWATrainingLoop(LCWATrainingLoop):
+    """PyKEEN's LCWA loop with its data loader replaced by one that builds a whole batch with one
+    sparse-matrix slice. PyKEEN's loader calls ``LCWAInstances.__getitem__`` once per (head,
+    relation) pair (a CSR row slice and a dense row of every entity each) and then stacks the
+    rows in Python; the batches are the same, in the same shuffled order."""
+
+    # PyKEEN annotates `sampler` as a Literal and the factory as its core class; this override
+    # accepts what the loop passes
+    def _create_training_data_loader(  # type: ignore[override]
+        self, triples_factory: TriplesFactory, *, sampler: str | None, batch_size: int,
+        drop_last: bool, **kwargs: Any,
+    ) -> torch.utils.data.DataLoader[Any]:
+        instances = LCWAInstances.from_triples_factory(
+            triples_factory, target=self.target, loss_weighter=self.loss_weighter,
+            loss_weighter_kwargs=self.loss_weighter_kwargs)
+        if sampler or instances.loss_weighter is not None:
+            return super()._create_training_data_loader(
+                triples_factory, sampler=sampler, batch_size=batch_size, drop_last=drop_last,
+                **kwargs)
+        order = (torch.utils.data.RandomSampler(instances) if kwargs.get("shuffle", True)
+                 else torch.utils.data.SequentialSampler(instances))
+        batches = torch.utils.data.BatchSampler(order, batch_size=batch_size,
+                                                drop_last=drop_last)
+        return torch.utils.data.DataLoader(_WholeBatches(instances), sampler=batches,
+                                           batch_size=None)
+
+
+class _WholeBatches(torch.utils.data.Dataset[Any]):
+    """Indexed by a list of pair indices, not one: ``LCWAInstances``' fields for all at once."""
+
+    def __init__(self, instances: LCWAInstances) -> None:
+        self.pairs = torch.as_tensor(instances.pairs)
+        self.compressed = instances.compressed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return {"pairs": self.pairs[indices],
+                "target": torch.from_numpy(self.compressed[indices].toarray())}
 
 
 # Verifiers saved before kgenrich installed under one name pickled this module as `kg.kge`.

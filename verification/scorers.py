@@ -14,6 +14,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal, Protocol, overload
 
@@ -88,12 +89,19 @@ class Scorer(Protocol):
 
 
 class FitScorer(Protocol):
-    """How a scorer is fitted: trusted keys, the verify settings, entity id -> label."""
+    """How a scorer is fitted: trusted keys, the verify settings, entity id -> label, and the
+    previous fit to warm-start from (scorers without a KGE ignore it and fit afresh)."""
 
     def __call__(
         self, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
-        labels: Mapping[str, str],
+        labels: Mapping[str, str], previous: Scorer | None = None,
     ) -> Scorer: ...
+
+
+def warm_start_model(scorer: Scorer | None) -> KGEModel | None:
+    """The KGE a new fit can warm-start from: ``scorer``'s, when it has one."""
+    kge = getattr(scorer, "kge", None)
+    return kge if isinstance(kge, KGEModel) else None
 
 
 @dataclass(frozen=True)
@@ -126,12 +134,14 @@ class CalibratedScorer:
     @classmethod
     def fit(
         cls, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
-        labels: Mapping[str, str],
+        labels: Mapping[str, str], previous: Scorer | None = None,
     ) -> CalibratedScorer:
-        """Train the KGE on ``keys`` minus a holdout and calibrate it on the holdout against
-        type-consistent corruptions (same relation, another tail of that relation)."""
+        """Train the KGE on ``keys`` minus a holdout (warm-started from ``previous``'s KGE when
+        there is one) and calibrate it on the holdout against type-consistent corruptions
+        (same relation, another tail of that relation)."""
         del labels  # the KGE reads the graph only
-        return _fit_kge(keys, settings=settings, stacked=False)
+        return _fit_kge(keys, settings=settings, stacked=False,
+                        previous=warm_start_model(previous))
 
 
 @dataclass(frozen=True)
@@ -167,13 +177,14 @@ class StackedScorer:
     @classmethod
     def fit(
         cls, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
-        labels: Mapping[str, str],
+        labels: Mapping[str, str], previous: Scorer | None = None,
     ) -> StackedScorer | CalibratedScorer:
         """``CalibratedScorer.fit``, then the stacked classifier on the same holdout (KGE
         features plus graph features of the training part). Returns the calibrated scorer, with
         a warning, when the holdout is too small for the stacker's cross-validation."""
         del labels
-        return _fit_kge(keys, settings=settings, stacked=True)
+        return _fit_kge(keys, settings=settings, stacked=True,
+                        previous=warm_start_model(previous))
 
 
 class TextFallbackScorer:
@@ -204,10 +215,11 @@ class TextFallbackScorer:
     @classmethod
     def fit(
         cls, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
-        labels: Mapping[str, str],
+        labels: Mapping[str, str], previous: Scorer | None = None,
     ) -> TextFallbackScorer:
         """Fit on ``keys`` with ``labels`` (entity id -> label) as texts; loads the bundled
-        sentence encoder."""
+        sentence encoder. Always fits afresh (``previous`` is ignored: it takes seconds)."""
+        del previous
         texts = {eid: entity_text(label=label) for eid, label in labels.items()}
         fallback = FallbackScorer.fit(sorted(set(keys)), texts=texts, seed=settings.seed)
         return cls(fallback, texts)
@@ -249,24 +261,28 @@ SCORERS: dict[str, FitScorer] = {
 
 def fit_scorer(
     name: str, keys: Sequence[LabeledTriple], *, settings: VerifySettings,
-    labels: Mapping[str, str],
+    labels: Mapping[str, str], previous: Scorer | None = None,
 ) -> Scorer:
-    """Fit the scorer ``name`` of ``SCORERS`` on the trusted ``keys``; ``ConfigError`` (naming
-    the choices) for an unknown name."""
+    """Fit the scorer ``name`` of ``SCORERS`` on the trusted ``keys`` (warm-started from
+    ``previous``, a fit on a slightly different graph, where the scorer can); ``ConfigError``
+    (naming the choices) for an unknown name."""
     try:
         fit = SCORERS[name]
     except KeyError:
         raise ConfigError(
             f"verify.kge_scorer: unknown scorer {name!r}; choose one of {sorted(SCORERS)}"
         ) from None
-    return fit(keys, settings=settings, labels=labels)
+    return fit(keys, settings=settings, labels=labels, previous=previous)
 
 
 def split_holdout(
-    keys: Sequence[LabeledTriple], *, fraction: float, seed: int
+    keys: Sequence[LabeledTriple], *, fraction: float, seed: int,
+    seen: AbstractSet[LabeledTriple] = frozenset(),
 ) -> tuple[list[LabeledTriple], list[LabeledTriple]]:
     """Hold out about `fraction` of the triples, only ones whose head, relation and tail stay in
-    the training part (a held-out triple the model cannot embed would calibrate nothing)."""
+    the training part (a held-out triple the model cannot embed would calibrate nothing) and
+    none in `seen` (the triples a warm start's model was trained on: holding them out would
+    calibrate the verifier on facts it has already learnt)."""
     rng = random.Random(seed)
     order = list(keys)
     rng.shuffle(order)
@@ -281,7 +297,7 @@ def split_holdout(
     held: list[LabeledTriple] = []
     for h, r, t in order:
         if (len(held) < want and degree[h] > 1 and degree[t] > 1 and rel_count[r] > 1
-                and h != t):
+                and h != t and (h, r, t) not in seen):
             held.append((h, r, t))
             degree[h] -= 1
             degree[t] -= 1
@@ -293,14 +309,17 @@ def split_holdout(
 
 @overload
 def _fit_kge(
-    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[False]
+    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[False],
+    previous: KGEModel | None = None,
 ) -> CalibratedScorer: ...
 @overload
 def _fit_kge(
-    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[True]
+    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: Literal[True],
+    previous: KGEModel | None = None,
 ) -> StackedScorer | CalibratedScorer: ...
 def _fit_kge(
-    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: bool
+    trusted: Sequence[LabeledTriple], *, settings: VerifySettings, stacked: bool,
+    previous: KGEModel | None = None,
 ) -> StackedScorer | CalibratedScorer:
     start = time.perf_counter()
     model, seed = settings.model, settings.seed
@@ -308,11 +327,13 @@ def _fit_kge(
     if len(keys) < MIN_TRUSTED:
         raise ConfigError(f"verification needs at least {MIN_TRUSTED} trusted triples, "
                           f"got {len(keys)}")
-    train, held = split_holdout(keys, fraction=settings.holdout, seed=seed)
+    seen = previous.training_triples() if previous else frozenset()
+    train, held = split_holdout(keys, fraction=settings.holdout, seed=seed, seen=seen)
     # A catalog graph is small: check early stopping every 10 epochs, so the validation ranking
     # (over every entity, both sides) does not dominate training time.
-    kge = train_verifier(train, valid=held, model=model, dim=settings.dim,
-                         epochs=settings.epochs, seed=seed, eval_every=10, patience=2)
+    epochs = settings.warm_epochs if previous else settings.epochs
+    kge = train_verifier(train, valid=held, model=model, dim=settings.dim, epochs=epochs,
+                         seed=seed, eval_every=min(10, epochs), patience=2, init=previous)
     negatives = tail_corruptions(held, known=keys, per_triple=1, seed=seed).negatives
     cal_triples = [*held, *negatives]
     labels = np.array([1] * len(held) + [0] * len(negatives))
@@ -326,6 +347,8 @@ def _fit_kge(
         "holdout positives": float(len(held)),
         "holdout accuracy": accuracy(labels, decided),
         "holdout brier": brier_score(probs, labels),
+        "warm start": float(previous is not None),
+        "epochs run": float(kge.report.epochs_run),
     }
     stacker, graph = None, None
     if stacked:

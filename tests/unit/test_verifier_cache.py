@@ -23,20 +23,29 @@ def _graph(n: int = 60) -> list[LabeledTriple]:
 
 
 class _Fits:
-    """Counts real fits."""
+    """Counts real fits and records what each warm-started from."""
 
     def __init__(self, keys: list[LabeledTriple], settings: VerifySettings) -> None:
         self.keys, self.settings, self.count = keys, settings, 0
+        self.previous: list[Scorer | None] = []
 
-    def __call__(self) -> Scorer:
+    def __call__(self, previous: Scorer | None = None) -> Scorer:
         self.count += 1
-        return fit_scorer(self.settings.kge_scorer, self.keys, settings=self.settings, labels={})
+        self.previous.append(previous)
+        return fit_scorer(self.settings.kge_scorer, self.keys, settings=self.settings, labels={},
+                          previous=previous)
 
 
 def _fit(folder: Path, keys: list[LabeledTriple], settings: VerifySettings = SETTINGS,
          ) -> tuple[Scorer, int]:
+    scorer, fits = _fits(folder, keys, settings)
+    return scorer, fits.count
+
+
+def _fits(folder: Path, keys: list[LabeledTriple], settings: VerifySettings = SETTINGS,
+          ) -> tuple[Scorer, _Fits]:
     fits = _Fits(keys, settings)
-    return cache.cached_fit(folder, keys, settings=settings, fit=fits), fits.count
+    return cache.cached_fit(folder, keys, settings=settings, fit=fits), fits
 
 
 def test_an_unchanged_graph_loads_the_previous_fit_and_scores_identically(
@@ -65,8 +74,10 @@ def test_any_input_of_the_fit_changes_the_key(tmp_path: Path, change: str) -> No
         settings = SETTINGS.model_copy(update={"seed": 1})
     else:
         settings = SETTINGS.model_copy(update={"kge_scorer": "stacked"})
-    _, fits = _fit(tmp_path, keys, settings)
-    assert fits == 1
+    _, fits = _fits(tmp_path, keys, settings)
+    assert fits.count == 1
+    # a changed setting is a cold fit; one more triple of 121 is a warm start
+    assert (fits.previous[0] is not None) == (change == "triple")
     assert len(list(tmp_path.glob(f"*{cache.SUFFIX}"))) == 1  # only the latest is kept
 
 
@@ -87,3 +98,39 @@ def test_a_corrupt_entry_is_a_warning_and_a_refit(tmp_path: Path,
         scorer, fits = _fit(tmp_path, keys)
     assert fits == 1 and "unreadable" in caplog.text
     assert np.isfinite(scorer.probability(keys[:3])).all()
+
+
+def test_a_small_change_warm_starts_from_the_cached_fit(tmp_path: Path) -> None:
+    keys = _graph()
+    first, _ = _fit(tmp_path, keys)
+    more = [*keys, ("m100", "has_genre", "g1"), ("m100", "directed_by", "p2")]
+    warm, fits = _fits(tmp_path, more)
+    (previous,) = fits.previous
+    assert previous is not None
+    assert previous.probability(keys[:5]).tolist() == first.probability(keys[:5]).tolist()
+    assert warm.metrics["warm start"] == 1.0
+    assert warm.metrics["changed share"] == pytest.approx(2 / len(more))
+    assert warm.knows("m100", "has_genre", "g1")  # the new item got its rows
+    again, n = _fit(tmp_path, more)  # and the warm fit is the cached one now
+    assert n == 0 and again.metrics["warm start"] == 1.0
+
+
+@pytest.mark.parametrize("why", ["too much changed", "warm start off"])
+def test_a_large_change_or_warm_start_off_trains_from_scratch(tmp_path: Path, why: str) -> None:
+    keys = _graph()
+    _fit(tmp_path, keys)
+    settings = SETTINGS
+    if why == "too much changed":
+        keys = keys[:100]  # 20 of 120 removed: 20% > warm_max_change 10%
+    else:
+        keys = keys[:-1]
+        settings = SETTINGS.model_copy(update={"warm_start": False})
+    scorer, fits = _fits(tmp_path, keys, settings)
+    assert fits.previous == [None] and scorer.metrics["warm start"] == 0.0
+
+
+def test_change_share_counts_added_and_removed() -> None:
+    old = frozenset(_graph(10))
+    new = frozenset([*_graph(9), ("x", "has_genre", "g0")])
+    assert cache.change_share(old, new) == pytest.approx(3 / 19)
+    assert cache.change_share(old, frozenset()) == 1.0
