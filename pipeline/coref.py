@@ -46,7 +46,7 @@ PRONOUNS: Mapping[str, str] = {
 #: Sentences before a pronoun's or role noun's own that are searched for its antecedent.
 LOOKBACK_SENTENCES = 2
 #: Name parts that are no name on their own: particles, suffixes, and words a first name
-# collides with at the start of a sentence ("Will", "May").
+#: collides with at the start of a sentence ("Will", "May").
 NOT_A_NAME = frozenset({
     "de", "del", "della", "der", "di", "da", "du", "van", "von", "le", "la", "jr", "jr.",
     "sr", "sr.", "ii", "iii", "iv", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "dr", "dr.",
