@@ -143,6 +143,15 @@ class DiscoverSettings(_Section):
 class ExtractSettings(_Section):
     enabled: bool = Field(True, description="Run LLM relation extraction on item text.")
     max_per_item: int = Field(20, ge=0, le=500, description="Triples kept per item.")
+    coref: Literal["rules", "llm", "off"] = Field(
+        "rules",
+        description="Coreference before extraction, so a fact stated through a surname, a "
+        "pronoun or a role noun ('Nolan', 'he', 'the director') is found and its tail is the "
+        "person's full name (the other name becomes an alias). 'rules': English rules, "
+        "cautious, no extra LLM call (the default: cheap on a small machine); 'llm': one more "
+        "LLM request per chunk of text that names a person, the rules where its answer is "
+        "invalid; 'off': none.",
+    )
     max_chunks: int = Field(
         16, ge=1, le=10_000,
         description="LLM requests per item at most: a text longer than this many chunks of "

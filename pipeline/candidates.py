@@ -32,6 +32,9 @@ class Candidate(BaseModel):
     # model's probability of it among them
     choice_rank: int | None = None
     choice_probability: float | None = None
+    # extraction with coreference: other names the text gave the tail ("Nolan" for the
+    # canonical "Christopher Nolan"), recorded on the tail entity's aliases
+    tail_aliases: tuple[str, ...] = ()
 
 
 def to_triples(
@@ -41,8 +44,9 @@ def to_triples(
     source: SourceKind,
     item_links: Mapping[str, str] | None = None,
 ) -> tuple[list[Triple], set[str]]:
-    """Resolve tails (linking to known entities, minting new ones); returns the triples and the
-    ids of entities minted here."""
+    """Resolve tails (linking to known entities, minting new ones), adding each candidate's
+    `tail_aliases` to its tail entity; returns the triples and the ids of entities minted
+    here."""
     links = item_links or {}
     triples: list[Triple] = []
     minted: set[str] = set()
@@ -50,6 +54,8 @@ def to_triples(
         res = resolve(c.tail_label, c.tail_type, index=index, source=source)
         if res.is_new:
             minted.add(res.entity.id)
+        if c.tail_aliases:
+            index.add_aliases(res.entity.id, c.tail_aliases)
         triples.append(
             Triple(
                 head=links.get(c.item_id, item_entity_id(c.item_id)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,15 +219,17 @@ def chunked_requests(
     answer_tokens: int,
     context_tokens: int,
     max_chunks: int,
+    reserve: Mapping[str, int],
 ) -> ChunkedRequests:
     """Requests whose messages `build(item, chunk_text)` fit `context_tokens` with
-    `answer_tokens` left for the answer, over each item's `full_text()`."""
+    `answer_tokens` left for the answer, over each item's `full_text()`; `reserve[item.id]`
+    tokens more are left free for what a caller adds to the chunk's text (coreference marks)."""
     sources: list[tuple[Item, TextChunk]] = []
     requests: list[LLMRequest[Any]] = []
     rejected: list[Rejection] = []
     for item in items:
         budget = text_budget(build(item, ""), context_tokens=context_tokens,
-                             answer_tokens=answer_tokens)
+                             answer_tokens=answer_tokens) - reserve.get(item.id, 0)
         plan, rej = plan_item_chunks(item.full_text(), item_id=item.id, stage=stage,
                                      budget_tokens=budget, max_chunks=max_chunks)
         rejected += rej

@@ -148,7 +148,7 @@ def discover_entities(
             build=lambda it, text: build_discover_messages(it, ontology=ontology, text=text),
             schema=entities_schema([t for t in ontology.types if t != ontology.item_type]),
             stage=STAGE, answer_tokens=ANSWER_TOKENS, context_tokens=context_tokens,
-            max_chunks=max_chunks)
+            max_chunks=max_chunks, reserve={})
         rejected += batch.rejected
         answers = llm.complete_many(batch.requests) if batch.requests else []
         for (it, chunk), ans in zip(batch.sources, answers, strict=True):

@@ -249,6 +249,11 @@ class EntityIndex:
             merged_id=drop.id, into=keep.id, into_label=self.by_id[keep.id].label,
             reason=match.reason, score=round(match.score, 4), source=drop.source.value))
 
+    def add_aliases(self, entity_id: str, names: Sequence[str]) -> None:
+        """Record `names` as aliases of the entity `entity_id` resolves to (a text called it so:
+        coreference in extraction); they link later labels like any alias."""
+        self._add_aliases(self.canonical(entity_id), names)
+
     def _add_aliases(self, eid: str, names: Sequence[str]) -> None:
         entity = self.by_id[eid]
         new = [n.strip() for n in names if n.strip() and n.strip() != entity.label]

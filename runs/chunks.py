@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kgenrich.kg.records import Item, Ontology
+from kgenrich.kg.records import Item, Mention, Ontology
 from kgenrich.pipeline.complete_choice import complete_gaps
+from kgenrich.pipeline.coref_llm import resolve_coreference
 from kgenrich.pipeline.discover import discover_entities, load_nlp
 from kgenrich.pipeline.extract import extract_relations
 from kgenrich.pipeline.llm.base import LLM
@@ -30,11 +31,19 @@ def discover_chunk(
 
 def extract_chunk(
     items: list[Item], *, llm: LLM, ontology: Ontology, max_per_item: int, context_tokens: int,
-    max_chunks: int,
+    max_chunks: int, coref: str, mentions: Mapping[str, Sequence[Mention]],
 ) -> ChunkOutcome:
+    """Coreference (`coref` names the resolver; `mentions` are each item's person mentions),
+    then extraction. The coreference LLM's own failures fall back to the rules and are
+    rejections, not failures to retry: it goes to `llm` itself, not through the tracker."""
+    found = resolve_coreference(items, mode=coref, llm=llm, mentions=mentions,
+                                ontology=ontology, context_tokens=context_tokens,
+                                max_chunks=max_chunks)
     tracked = FailureTracker(llm)
     result = extract_relations(items, llm=tracked, ontology=ontology, max_per_item=max_per_item,
-                               context_tokens=context_tokens, max_chunks=max_chunks)
+                               context_tokens=context_tokens, max_chunks=max_chunks,
+                               clusters=found.clusters)
+    result = result.model_copy(update={"rejected": (*found.rejected, *result.rejected)})
     return split_outcome("extract", [it.id for it in items], result, tracked.failures)
 
 

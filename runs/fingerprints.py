@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from kgenrich.kg.records import Item, Ontology, Triple
-from kgenrich.pipeline import complete, discover, extract
+from kgenrich.pipeline import complete, coref_llm, discover, extract
 
 STAGES: tuple[str, ...] = (discover.STAGE, extract.STAGE, complete.STAGE)
 PROMPT_VERSIONS: Mapping[str, str] = {
@@ -63,18 +63,31 @@ def stage_fingerprints(
 ) -> dict[str, str]:
     """Stage -> fingerprint of this item's input to it. `settings` holds each stage's relevant
     settings as plain data; `ontology` is `ontology_digest(...)`. Completion chains the
-    discovery and extraction fingerprints: its gaps and prompt facts come from their output."""
+    discovery and extraction fingerprints: its gaps and prompt facts come from their output;
+    extraction with coreference on chains discovery's (its mentions feed the clusters)."""
     base = {"item": item, "model": model, "ontology": ontology}
     out: dict[str, str] = {}
     for stage in (discover.STAGE, extract.STAGE):
         out[stage] = sha256({**base, "stage": stage, "prompt": prompt_versions[stage],
-                             "settings": settings.get(stage, {})})
+                             "settings": settings.get(stage, {}),
+                             **(_coref_input(settings.get(stage, {}), out)
+                                if stage == extract.STAGE else {})})
     out[complete.STAGE] = sha256({
         **base, "stage": complete.STAGE, "prompt": prompt_versions[complete.STAGE],
         "settings": settings.get(complete.STAGE, {}), "seed": sorted(set(seed_facts)),
         "upstream": [out[discover.STAGE], out[extract.STAGE]],
     })
     return out
+
+
+def _coref_input(extract_settings: Mapping[str, Any], out: Mapping[str, str]) -> dict[str, Any]:
+    # coreference reads discovery's mentions, so they are extraction's input too; the LLM
+    # resolver's prompt as well
+    mode = extract_settings.get("coref", "off")
+    if mode == "off":
+        return {}
+    return {"upstream": [out[discover.STAGE]],
+            **({"coref_prompt": coref_llm.PROMPT_VERSION} if mode == "llm" else {})}
 
 
 def item_fingerprint(stage_fps: Mapping[str, str]) -> str:

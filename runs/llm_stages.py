@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kgenrich.kg.records import Item, SourceKind, StageResult, Triple, dedupe_triples
-from kgenrich.pipeline import assemble
+from kgenrich.kg.records import Item, Mention, SourceKind, StageResult, Triple, dedupe_triples
+from kgenrich.pipeline import assemble, coref, coref_llm
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import labels_for_prompts, missing_relations
 from kgenrich.pipeline.complete_choice import choice_relations, rank_options
@@ -47,7 +47,7 @@ def run_llm_stages(
     `workers`: processes with a client of their own (1 for the thread runner); each keeps
     `llm.concurrency` requests in flight, so that many more chunks are kept in flight, and at
     least two per worker."""
-    d, x = settings.discover, settings.extract
+    d = settings.discover
     enabled = enabled_stages(settings)
     runs: dict[str, StageRun] = {}
     common: dict[str, Any] = {
@@ -75,9 +75,8 @@ def run_llm_stages(
         assemble.register_mentions(results["discover"].kept, index=graph.index)
     candidates: list[Triple] = []
     if "extract" in enabled:
-        results["extract"] = stage("extract", {
-            "llm": llm, "ontology": graph.ontology, "max_per_item": x.max_per_item,
-            "context_tokens": settings.llm.context_window(), "max_chunks": x.max_chunks})
+        results |= _extract(graph, runs=runs, discovered=results.get("discover"), llm=llm,
+                            settings=settings, submit=submit, common=common, book=book)
         candidates += to_triples(results["extract"].kept, index=graph.index,
                                  source=SourceKind.EXTRACTED, item_links=graph.links)[0]
     if "complete" in enabled:
@@ -90,6 +89,39 @@ def run_llm_stages(
     fresh = [t for t in dedupe_triples(candidates) if t.key not in base_keys]
     return LLMStages(runs=runs, results=results, candidates=fresh, usage=llm.usage(),
                      skipped_relations=skip_relations)
+
+
+def _extract(
+    graph: BaseGraph, *, runs: dict[str, StageRun], discovered: StageResult[Any] | None,
+    llm: LLM, settings: Settings, submit: StageSubmit, common: dict[str, Any], book: RunBook,
+) -> dict[str, StageResult[Any]]:
+    """Extraction, each chunk with its items' person mentions for coreference (discovery's and
+    the catalog's). With ``coref = "llm"`` the coreference requests and rejections are a
+    "coref" line of their own in the report (the client counts its calls under that stage)."""
+    x = settings.extract
+    found: dict[str, list[Mention]] = {}
+    if x.coref != "off":
+        for m in discovered.kept if discovered is not None else ():
+            found.setdefault(m.item_id, []).append(m)
+    mentions = {it.id: coref.text_mentions(it.id, mentions=found.get(it.id, ()),
+                                           attributes=it.attributes, ontology=graph.ontology)
+                for it in graph.items} if x.coref != "off" else {}
+
+    def submit_chunk(chunk: list[Item]) -> ChunkFuture:
+        return submit("extract", chunk, {
+            "llm": llm, "ontology": graph.ontology, "max_per_item": x.max_per_item,
+            "context_tokens": settings.llm.context_window(), "max_chunks": x.max_chunks,
+            "coref": x.coref, "mentions": {it.id: mentions.get(it.id, []) for it in chunk}})
+
+    runs["extract"] = run_stage(**common, stage="extract", wanted=book.wanted("extract"),
+                                submit=submit_chunk)
+    result = runs["extract"].result
+    if x.coref != "llm":
+        return {"extract": result}
+    own = tuple(r for r in result.rejected if r.stage == coref_llm.STAGE)
+    return {"extract": result.model_copy(update={"rejected": tuple(
+                r for r in result.rejected if r.stage != coref_llm.STAGE)}),
+            coref_llm.STAGE: StageResult[Any](rejected=own)}
 
 
 def _complete(

@@ -154,6 +154,8 @@ def _estimate(graph: BaseGraph, *, settings: Settings) -> tuple[dict[str, int], 
         calls["discover"] = with_text
     if "extract" in enabled:
         calls["extract"] = with_text
+        if settings.extract.coref == "llm":  # at most one more per text (only those naming people)
+            calls["coref"] = with_text
     if "complete" in enabled:
         asked = [len(missing[it.id]) for it in graph.items if it.id in missing]
         calls["complete"] = sum(asked[:c.max_items] if c.max_items else asked) * c.samples

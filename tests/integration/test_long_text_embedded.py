@@ -82,7 +82,7 @@ def test_real_model_finds_facts_at_start_middle_and_end(tmp_path: Path, movies: 
     with make_llm(settings) as llm:
         res = extract_relations([item], llm=llm, ontology=movies, max_per_item=20,
                                 context_tokens=settings.context_window(),
-                                max_chunks=ExtractSettings().max_chunks)
+                                max_chunks=ExtractSettings().max_chunks, clusters={})
         calls = llm.usage().calls
     counts = res.rejection_counts()
     assert TRUNCATED not in counts, counts

@@ -293,7 +293,7 @@ def test_obedient_model_yields_nothing_outside_the_ontology() -> None:
         "label is the item itself", "label not in text", "type not in ontology"]
 
     extracted = extract_relations([HOSTILE], llm=llm, ontology=ONTOLOGY, max_per_item=20,
-                                  context_tokens=4096, max_chunks=4)
+                                  context_tokens=4096, max_chunks=4, clusters={})
     assert sorted(r.reason for r in extracted.rejected) == [
         "empty tail", "relation not in ontology", "tail not in text", "tail not in text"]
     assert [(c.relation, c.tail_label) for c in extracted.kept] == [("directed_by", "Evil Corp")]

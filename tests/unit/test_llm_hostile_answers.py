@@ -116,7 +116,7 @@ def test_deep_answers_are_per_item_rejections_not_a_failed_chunk(
     items = [Item(id=f"m{i}", title=f"Film {i}", text={"plot": f"Film {i} is a heist film."})
              for i in range(30)]
     outcome = extract_chunk(items, llm=make_client(), ontology=movies, max_per_item=5,
-                            context_tokens=4096, max_chunks=4)
+                            context_tokens=4096, max_chunks=4, coref="off", mentions={})
     assert outcome.failed == {} and set(outcome.done) == {it.id for it in items}
     rejected = [r for res in outcome.done.values() for r in res.rejected]
     assert len(rejected) == 30 and {r.reason for r in rejected} == {"llm answer invalid"}

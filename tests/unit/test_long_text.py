@@ -68,7 +68,7 @@ def test_the_description_is_long_with_facts_spread_out() -> None:
 def test_extraction_reads_start_middle_and_end_within_the_context(movies: Ontology) -> None:
     model = ContextModel(CONTEXT)
     res = extract_relations([ITEM], llm=FakeLLM(model), ontology=movies, max_per_item=20,
-                            context_tokens=CONTEXT, max_chunks=16)
+                            context_tokens=CONTEXT, max_chunks=16, clusters={})
     assert model.overflows == [] and len(model.seen) > 5  # many chunks, each fits
     got = {(c.relation, c.tail_label): c for c in res.kept}
     assert set(got) == {(rel, tail) for _, rel, tail, _ in FACTS.values()}
@@ -84,7 +84,7 @@ def test_whole_text_in_one_prompt_would_lose_the_middle_and_end(movies: Ontology
     """The control: the same model given the whole text overflows and misses two facts."""
     model = ContextModel(CONTEXT)
     res = extract_relations([ITEM], llm=FakeLLM(model), ontology=movies, max_per_item=20,
-                            context_tokens=10_000_000, max_chunks=1)
+                            context_tokens=10_000_000, max_chunks=1, clusters={})
     assert model.overflows and [c.tail_label for c in res.kept] == ["Ridley Scott"]
 
 
@@ -103,7 +103,7 @@ def test_discovery_reads_all_chunks_and_keeps_each_entity_once(movies: Ontology)
 def test_extraction_counts_truncation_when_max_chunks_binds(movies: Ontology) -> None:
     model = ContextModel(CONTEXT)
     res = extract_relations([ITEM], llm=FakeLLM(model), ontology=movies, max_per_item=20,
-                            context_tokens=CONTEXT, max_chunks=2)
+                            context_tokens=CONTEXT, max_chunks=2, clusters={})
     assert len(model.seen) == 2 and model.overflows == []
     assert [c.tail_label for c in res.kept] == ["Ridley Scott"]  # the rest was not read ...
     [rej] = [r for r in res.rejected if r.reason == TRUNCATED]  # ... and says so
@@ -115,7 +115,7 @@ def test_every_chunk_and_item_shares_one_system_prompt(movies: Ontology) -> None
     llm = FakeLLM(model)
     other = Item(id="m2", title="Heat", text={"description": "A heist film set in Los Angeles."})
     extract_relations([ITEM, other], llm=llm, ontology=movies, max_per_item=20,
-                      context_tokens=CONTEXT, max_chunks=16)
+                      context_tokens=CONTEXT, max_chunks=16, clusters={})
     systems = {call[0]["content"] for call in llm.raw_calls}
     assert len(llm.raw_calls) > 5 and len(systems) == 1  # llama.cpp re-uses its KV cache
     assert "evidence" not in next(iter(systems))  # the model is not asked to quote

@@ -109,14 +109,15 @@ def test_discover_with_entity_ruler_fallback() -> None:
 
 def test_extract_requires_tail_in_text_and_ontology_relation() -> None:
     res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10,
-                            **BUDGET)
+                            clusters={}, **BUDGET)
     assert [(c.relation, c.tail_label) for c in res.kept] == [("directed_by", "Ridley Scott")]
     assert res.rejection_counts() == {"tail not in text": 1, "relation not in ontology": 1}
 
 
 def test_extract_records_malformed_answers_instead_of_dropping() -> None:
     llm = FakeLLM(["{\"facts\": [{\"relation\": ", "still not json"])
-    res = extract_relations([ALIEN], llm=llm, ontology=ONT, max_per_item=10, **BUDGET)
+    res = extract_relations([ALIEN], llm=llm, ontology=ONT, max_per_item=10, clusters={},
+                            **BUDGET)
     assert res.kept == ()
     assert res.rejection_counts() == {"llm answer invalid": 1}
 
@@ -234,7 +235,7 @@ def test_to_triples_links_existing_and_counts_minted() -> None:
     index = EntityIndex.build([Entity(id="person/ridley-scott", label="Ridley Scott",
                                       type="Person")])
     res = extract_relations([ALIEN], llm=FakeLLM(_responder), ontology=ONT, max_per_item=10,
-                            **BUDGET)
+                            clusters={}, **BUDGET)
     triples, minted = to_triples(res.kept, index=index, source=SourceKind.EXTRACTED)
     assert [t.key for t in triples] == [("item/1", "directed_by", "person/ridley-scott")]
     assert minted == set()
