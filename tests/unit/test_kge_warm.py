@@ -16,7 +16,7 @@ from kgenrich.verification.kge import (
     _BatchedLCWATrainingLoop,
     train_verifier,
 )
-from kgenrich.verification.scorers import fit_scorer, split_holdout
+from kgenrich.verification.scorers import StackedScorer, fit_scorer, split_holdout
 
 
 def _graph(n: int, *, offset: int = 0) -> list[LabeledTriple]:
@@ -112,3 +112,15 @@ def test_the_batched_lcwa_loader_gives_pykeens_batches_in_pykeens_order() -> Non
     for a, b in zip(ours, theirs, strict=True):
         assert torch.equal(a["pairs"], b["pairs"])
         assert a["target"].dtype == b["target"].dtype and torch.equal(a["target"], b["target"])
+
+
+def test_a_warm_stacked_fit_keeps_the_previous_c_instead_of_searching_the_grid() -> None:
+    settings = VerifySettings(model="ComplEx", dim=8, epochs=3, warm_epochs=1,
+                              kge_scorer="stacked")
+    keys = _graph(120)
+    first = fit_scorer("stacked", keys, settings=settings, labels={})
+    assert isinstance(first, StackedScorer) and len(first.stacker.selection) > 1
+    warm = fit_scorer("stacked", keys + _graph(2, offset=300), settings=settings, labels={},
+                      previous=first)
+    assert isinstance(warm, StackedScorer)
+    assert list(warm.stacker.selection) == [first.stacker.c]
