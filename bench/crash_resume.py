@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -104,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="run rdflib's isomorphism check (slow on big graphs) up to this size")
     ap.add_argument("--task-runner", default="thread", choices=("thread", "dask"))
     ap.add_argument("--workers", type=int, default=2, help="dask worker processes")
+    ap.add_argument("--only", type=lambda v: {int(x) for x in v.split(",")},
+                    help="run only these trial numbers (comma list), with the kill points they "
+                    "have in the full run: to reproduce one failure")
+    ap.add_argument("--keep-logs", type=Path,
+                    help="copy every run's log here (the workspace is a temporary folder)")
     ap.add_argument("--out", type=Path, help="default: reports/crash_resume.json, or "
                     "reports/crash_resume_<runner>.json for another runner")
     args = ap.parse_args(argv)
@@ -146,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 point, delay = total, rng.uniform(0.5, 12.0)
                 kill_at = f"{delay:.1f} s after the last request"
+            if args.only is not None and n not in args.only:
+                continue
             reached: list[float] = []
 
             def kill_when(point: int = point, delay: float = delay, mark: int = mark,
@@ -176,6 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "extra": len(set(sig) - set(base_sig)), **dups,
             }
             t["wasted_requests"] = t["requests_total"] - t["requests_uninterrupted"]
+            if second.code != 0:
+                # Kept so that a failed resume can be diagnosed from the report alone.
+                t["resumed_log_tail"] = second.log_tail
+            if args.keep_logs is not None:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in ws.root.glob("*.log"):
+                    shutil.copy(log, args.keep_logs / f"trial{n}-{log.name}")
             if second.code == 0:
                 t["nquads_identical"] = nquads_lines(ws.out) == nquads_lines(base_ws.out)
             if n == 0 and second.code == 0 and args.items <= args.iso_max_items:

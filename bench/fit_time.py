@@ -232,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"command": shlex.join(["python", "bench/fit_time.py", *sys.argv[1:]]),
               "machine": harness.machine(), "change": args.change,
               "settings": settings.model_dump(mode="json", include={
-                  "model", "dim", "epochs", "warm_epochs", "kge_scorer", "holdout", "seed"}),
+                  "model", "dim", "epochs", "warm_epochs", "kge_scorer", "holdout", "seed",
+                  "training", "negatives", "early_stop_sample"}),
               "graphs": graphs, "peak_rss_mb": round(harness.peak_rss_mb())}
     harness.write_report(args.out, report, markdown(report))
     print(markdown(report))

@@ -231,6 +231,22 @@ class VerifySettings(_Section):
     )
     epochs: int = Field(60, ge=1, le=5000, description="Maximum training epochs.")
     dim: int = Field(64, ge=2, le=2048, description="Embedding dimension.")
+    training: Literal["lcwa", "slcwa"] = Field(
+        "lcwa",
+        description="lcwa: every (head, relation) pair is scored against all entities (1-N, "
+        "the strong CoDEx baselines' choice; an epoch costs pairs x entities, so hours on a "
+        "million-triple graph on 2 cores); slcwa: each triple against `negatives` sampled "
+        "corruptions (an epoch costs triples x negatives, whatever the entity count).",
+    )
+    negatives: int = Field(
+        32, ge=1, le=1024, description="Sampled negatives per triple (training = slcwa only)."
+    )
+    early_stop_sample: int = Field(
+        5000, ge=100,
+        description="Early stopping ranks at most this many holdout triples (a seeded sample): "
+        "ranking the whole holdout of a big graph against every entity at each check would "
+        "cost more than the epochs. The calibration still uses the whole holdout.",
+    )
     seed: int = Field(0, description="Training seed.")
     holdout: float = Field(0.1, gt=0, lt=0.5, description="Trusted triples held out to calibrate.")
     kge_scorer: Literal["stacked", "calibrated"] = Field(
@@ -310,8 +326,9 @@ class VerifySettings(_Section):
     cache: bool = Field(
         True,
         description="Keep the fitted KGE verifier in <out>/verifier/ and reuse it when the next "
-        "run's trusted triples and fit settings (kge_scorer, model, dim, epochs, seed, holdout) "
-        "are unchanged, instead of training again. One entry (the latest) is kept.",
+        "run's trusted triples and fit settings (kge_scorer, model, dim, epochs, seed, holdout, "
+        "training, negatives, early_stop_sample) are unchanged, instead of training again. One "
+        "entry (the latest) is kept.",
     )
     warm_start: bool = Field(
         True,

@@ -99,13 +99,15 @@ def _extract(
     the catalog's). With ``coref = "llm"`` the coreference requests and rejections are a
     "coref" line of their own in the report (the client counts its calls under that stage)."""
     x = settings.extract
-    found: dict[str, list[Mention]] = {}
+    mentions: dict[str, list[Mention]] = {}
     if x.coref != "off":
+        found: dict[str, list[Mention]] = {}
         for m in discovered.kept if discovered is not None else ():
             found.setdefault(m.item_id, []).append(m)
-    mentions = {it.id: coref.text_mentions(it.id, mentions=found.get(it.id, ()),
-                                           attributes=it.attributes, ontology=graph.ontology)
-                for it in graph.items} if x.coref != "off" else {}
+        mentions = {it.id: coref.text_mentions(it.id, mentions=found.get(it.id, ()),
+                                               attributes=it.attributes,
+                                               ontology=graph.ontology)
+                    for it in graph.items}
 
     def submit_chunk(chunk: list[Item]) -> ChunkFuture:
         return submit("extract", chunk, {

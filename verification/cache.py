@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 #: Bump when a scorer class or the entry changes in a way old pickles cannot follow.
 FORMAT = 2
 #: The VerifySettings fields the KGE scorers' fit reads (the rest act after the fit).
-FIT_FIELDS = ("kge_scorer", "model", "dim", "epochs", "seed", "holdout")
+FIT_FIELDS = ("kge_scorer", "model", "dim", "epochs", "seed", "holdout", "training", "negatives",
+              "early_stop_sample")
 SUFFIX = ".verifier.pkl"
 
 

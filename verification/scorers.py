@@ -341,7 +341,10 @@ def _fit_kge(
     # (over every entity, both sides) does not dominate training time.
     epochs = settings.warm_epochs if previous else settings.epochs
     kge = train_verifier(train, valid=held, model=model, dim=settings.dim, epochs=epochs,
-                         seed=seed, eval_every=min(10, epochs), patience=2, init=previous)
+                         seed=seed, eval_every=min(10, epochs), patience=2, init=previous,
+                         training=settings.training,
+                         negatives_per_positive=settings.negatives,
+                         valid_max=settings.early_stop_sample)
     negatives = tail_corruptions(held, known=keys, per_triple=1, seed=seed).negatives
     cal_triples = [*held, *negatives]
     labels = np.array([1] * len(held) + [0] * len(negatives))

@@ -124,3 +124,25 @@ def test_a_warm_stacked_fit_keeps_the_previous_c_instead_of_searching_the_grid()
                       previous=first)
     assert isinstance(warm, StackedScorer)
     assert list(warm.stacker.selection) == [first.stacker.c]
+
+
+def test_the_training_setting_reaches_the_training_loop() -> None:
+    settings = VerifySettings(model="ComplEx", dim=8, epochs=2, kge_scorer="calibrated",
+                              training="slcwa", negatives=3)
+    scorer = fit_scorer("calibrated", _graph(40), settings=settings, labels={})
+    config = scorer.kge.config  # type: ignore[attr-defined]
+    assert (config.training, config.negatives_per_positive) == ("slcwa", 3)
+    # sLCWA keeps the model's own loss (LCWA's default is cross-entropy) and, with dense
+    # Adam updates of every row per step, takes bigger batches than LCWA on a big graph
+    assert config.loss is None and config.batch_size == 256
+
+
+def test_early_stopping_ranks_at_most_valid_max_triples_and_the_same_ones_each_time() -> None:
+    train, valid = _graph(80), _graph(30, offset=0)[::2]
+    runs = [train_verifier(train, valid=valid, model="ComplEx", dim=8, epochs=2, seed=3,
+                           eval_every=1, valid_max=7) for _ in range(2)]
+    assert [r.report.n_valid_used for r in runs] == [7, 7]
+    assert runs[0].report.valid_mrr_history == runs[1].report.valid_mrr_history
+    full = train_verifier(train, valid=valid, model="ComplEx", dim=8, epochs=2, seed=3,
+                          eval_every=1)
+    assert full.report.n_valid_used == len(valid) == 30

@@ -61,7 +61,7 @@ def test_an_unchanged_graph_loads_the_previous_fit_and_scores_identically(
     assert again.metrics["seconds"] < fresh.metrics["seconds"]  # the load, not the training
 
 
-@pytest.mark.parametrize("change", ["triple", "dim", "seed", "scorer"])
+@pytest.mark.parametrize("change", ["triple", "dim", "seed", "scorer", "training"])
 def test_any_input_of_the_fit_changes_the_key(tmp_path: Path, change: str) -> None:
     keys = _graph()
     _fit(tmp_path, keys)
@@ -72,6 +72,8 @@ def test_any_input_of_the_fit_changes_the_key(tmp_path: Path, change: str) -> No
         settings = SETTINGS.model_copy(update={"dim": 16})
     elif change == "seed":
         settings = SETTINGS.model_copy(update={"seed": 1})
+    elif change == "training":
+        settings = SETTINGS.model_copy(update={"training": "slcwa"})
     else:
         settings = SETTINGS.model_copy(update={"kge_scorer": "stacked"})
     _, fits = _fits(tmp_path, keys, settings)
