@@ -142,8 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(base_sig)} triples")
         total = sum(base_counts.values())
         for n in range(args.trials):
-            ws = workspace(f"trial{n}")
-            mark = srv.mark()
             # Most kills land at a random point of the LLM phase (after the k-th request); one in
             # five lands after it (verification, export), a random delay after the last request.
             if rng.random() < 0.8:
@@ -153,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 point, delay = total, rng.uniform(0.5, 12.0)
                 kill_at = f"{delay:.1f} s after the last request"
             if args.only is not None and n not in args.only:
-                continue
+                continue  # after the draws, so every trial keeps its kill point
+            ws = workspace(f"trial{n}")
+            mark = srv.mark()
             reached: list[float] = []
 
             def kill_when(point: int = point, delay: float = delay, mark: int = mark,

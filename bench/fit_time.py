@@ -132,12 +132,18 @@ def accuracy_of(scorer: Scorer, graph: Graph, *, lp_limit: int) -> dict[str, flo
         out.update({"test MRR": lp.mrr, "test Hits@10": lp.hits_at_10,
                     "test evaluated": float(lp.n_evaluated)})
     if negatives:
-        keys = [*test, *negatives]
-        labels = np.array([1] * len(test) + [0] * len(negatives))
-        p = scorer.probability(keys)
-        known = ~np.isnan(p)
-        out["test accuracy (P >= 0.5)"] = float(np.mean((p[known] >= 0.5) == labels[known]))
+        out["test accuracy (P >= 0.5)"] = classification_accuracy(scorer, test, negatives)
     return out
+
+
+def classification_accuracy(scorer: Scorer, positives: Sequence[LabeledTriple],
+                            negatives: Sequence[LabeledTriple]) -> float:
+    """Accuracy of P(true) >= 0.5 on positives and negatives the scorer can score."""
+    keys = [*positives, *negatives]
+    labels = np.array([1] * len(positives) + [0] * len(negatives))
+    p = scorer.probability(keys)
+    known = ~np.isnan(p)
+    return float(np.mean((p[known] >= 0.5) == labels[known]))
 
 
 def measure(name: str, *, settings: VerifySettings, change: float, seed: int,

@@ -44,19 +44,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _accuracy(scorer: Any, positives: list[LabeledTriple],
-              negatives: list[LabeledTriple]) -> float:
-    keys = [*positives, *negatives]
-    labels = np.array([1] * len(positives) + [0] * len(negatives))
-    p = scorer.probability(keys)
-    known = ~np.isnan(p)
-    return float(np.mean((p[known] >= 0.5) == labels[known]))
-
-
-def run_one(name: str, overrides: dict[str, Any], seed: int, *, lp_limit: int) -> dict[str, Any]:
+def codex_s() -> dict[str, list[LabeledTriple]]:
+    """CoDEx-S's five splits, read once for every fit."""
     root = fit_time.DATA / "codex-s"
-    split = {n: fit_time._read((root / f"{n}.txt").read_text(encoding="utf-8").splitlines())
-             for n in ("train", "valid", "test", "valid_negatives", "test_negatives")}
+    return {n: fit_time._read((root / f"{n}.txt").read_text(encoding="utf-8").splitlines())
+            for n in ("train", "valid", "test", "valid_negatives", "test_negatives")}
+
+
+def run_one(name: str, overrides: dict[str, Any], seed: int, *,
+            split: dict[str, list[LabeledTriple]], lp_limit: int) -> dict[str, Any]:
     settings = VerifySettings(**{**overrides, "seed": seed})
     start, cpu = time.perf_counter(), harness.cpu_seconds()
     scorer = fit_scorer(settings.kge_scorer, split["train"], settings=settings, labels={})
@@ -65,8 +61,10 @@ def run_one(name: str, overrides: dict[str, Any], seed: int, *, lp_limit: int) -
         "seconds": round(time.perf_counter() - start, 1),
         "cpu seconds": round(harness.cpu_seconds() - cpu, 1),
         "epochs run": scorer.metrics.get("epochs run"),
-        "valid accuracy": round(_accuracy(scorer, split["valid"], split["valid_negatives"]), 4),
-        "test accuracy": round(_accuracy(scorer, split["test"], split["test_negatives"]), 4),
+        "valid accuracy": round(fit_time.classification_accuracy(
+            scorer, split["valid"], split["valid_negatives"]), 4),
+        "test accuracy": round(fit_time.classification_accuracy(
+            scorer, split["test"], split["test_negatives"]), 4),
     }
     kge = scorer.kge  # type: ignore[attr-defined]
     lp = kge.evaluate_link_prediction(split["valid"][:lp_limit], filter_triples=split["test"])
@@ -127,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (fit_time.DATA / "codex-s").is_dir():
         parser.error(f"{fit_time.DATA / 'codex-s'} not found: CoDEx-S comes from ../shared/data")
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    rows = [run_one(n, CONFIGS[n], s, lp_limit=args.lp_limit) for s in seeds for n in names]
+    split = codex_s()
+    rows = [run_one(n, CONFIGS[n], s, split=split, lp_limit=args.lp_limit)
+            for s in seeds for n in names]
     chosen, means = choose(rows, args.tolerance)
     report = {"command": shlex.join(["python", "bench/kge_defaults.py", *sys.argv[1:]]),
               "machine": harness.machine(), "seeds": seeds, "tolerance": args.tolerance,

@@ -436,6 +436,8 @@ def train_verifier(
                 "early stopping: skipped %d valid triples with unseen labels", n_valid_skipped
             )
         if valid_max is not None and len(valid_known) > valid_max:
+            logger.info("early stopping ranks a seeded sample of %d of %d valid triples",
+                        valid_max, len(valid_known))
             valid_known = random.Random(seed).sample(valid_known, valid_max)
 
     start = time.perf_counter()
