@@ -51,6 +51,7 @@ from kgenrich.runs.probes import (  # noqa: E402
     ProbeRun,
     ask_probes,
     masked_keys,
+    probe_rows,
     skip_relations,
 )
 from kgenrich.runs.state import StateStore  # noqa: E402
@@ -194,6 +195,9 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             settings=settings.export, store=inputs.store, reviewed=reviewed,
             failures=settled.failures, retractions=state.retractions(),
             merges=graph.index.merges)
+        if calibration is not None:
+            fio.write_jsonl(inputs.out_dir / "calibration_probes.jsonl",
+                            probe_rows(calibration))
         pushed = fio.push_outputs(inputs.out_dir, push=settings.push, export=settings.export)
         report = report.model_copy(update={
             "outputs": {k: str(p) for k, p in outputs.paths.items()},

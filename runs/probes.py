@@ -66,6 +66,7 @@ class ProbeRun:
     probes: Probes
     candidates: tuple[Triple, ...]
     entity_types: dict[str, str]  # the run's types plus entities the probes' answers minted
+    entity_labels: dict[str, str]  # the same entities' labels
     stats: StageStats
     failed_items: int
 
@@ -111,6 +112,7 @@ def ask_probes(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | 
                             item_links=graph.links)
     return ProbeRun(probes=probes, candidates=tuple(triples),
                     entity_types={e.id: e.type for e in index.by_id.values()},
+                    entity_labels={e.id: e.label for e in index.by_id.values()},
                     stats=result.stats, failed_items=len(tracked.failures))
 
 
@@ -171,6 +173,23 @@ def calibrate(
                          name=f"{combiner.name}+probes" if fitted else combiner.name)
     return Calibration(combiner=calibrated, labelled=labelled, note=note,
                        fallback=fitted_fallback, probes=run)
+
+
+def probe_rows(calibration: Calibration) -> list[dict[str, Any]]:
+    """One row per labelled probe proposal (``calibration_probes.jsonl``): what the thresholds
+    were fitted on, so a user can see why a relation is or is not auto-accepted."""
+    labels = calibration.probes.entity_labels
+    rows = []
+    for t, ok in calibration.labelled:
+        scores = t.provenance.scores
+        rows.append({"item_id": t.provenance.item_id, "relation": t.relation,
+                     "tail": labels.get(t.tail, t.tail), "correct": ok,
+                     "confidence": scores.get("confidence"),
+                     "kge_probability": scores.get("kge_probability"),
+                     "agreement": scores.get("agreement"), "samples": scores.get("samples"),
+                     "masked": sorted(labels.get(x, x) for x in calibration.probes.probes.masked
+                                      .get((t.head, t.relation), ()))})
+    return rows
 
 
 def masked_keys(run: ProbeRun | None) -> Sequence[tuple[str, str, str]]:

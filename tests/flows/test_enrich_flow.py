@@ -80,6 +80,10 @@ def test_flow_writes_every_export_and_report(tmp_path: Path) -> None:
     assert seconds["fit verifier"] > 0
     assert sum(seconds.values()) <= report.totals["wall_seconds"]
     assert report.totals["llm_calls"] > 0
+    assert "calibration probes" in stages  # the labelled probe answers, one JSON row each
+    rows = [json.loads(line) for line in
+            (out / "calibration_probes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all({"relation", "tail", "masked", "correct", "confidence"} <= set(r) for r in rows)
 
     async def artifacts() -> list[str]:
         async with get_client() as client:

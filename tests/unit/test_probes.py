@@ -229,6 +229,16 @@ def test_probes_asked_like_gaps_calibrate_each_relation_and_skip_the_hopeless_on
     assert cal.by_relation["has_genre"].correct == 30
     assert math.isinf(cal.by_relation["directed_by"].accept_at)
     assert skip_relations(cal, settings) == {"directed_by"}
+    # calibration_probes.jsonl: one row per labelled answer, with labels, not ids
+    from kgenrich.runs.probes import probe_rows
+    rows = probe_rows(cal)
+    assert len(rows) == len(cal.labelled)
+    genre = [r for r in rows if r["relation"] == "has_genre"]
+    assert genre and all(r["correct"] and r["tail"] in r["masked"] for r in genre)
+    assert all(r["kge_probability"] == pytest.approx(0.8) for r in genre)
+    directors = [r for r in rows if r["relation"] == "directed_by"]
+    assert directors and not any(r["correct"] for r in directors)
+    assert all(r["tail"].startswith("Person ") for r in directors)
     off = settings.model_copy(update={"complete": settings.complete.model_copy(
         update={"skip_unreachable": False})})
     assert skip_relations(cal, off) == frozenset()
