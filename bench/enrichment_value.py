@@ -348,17 +348,21 @@ def markdown(rep: dict[str, Any]) -> str:
                    f" | {r['all']['precision']:.3f} | {r['all']['recall']:.3f} | "
                    f"{r['all']['key']} |")
     out += ["", "## Calibration probes (warm items, never the evaluated new items)", "",
-            "Per seed and relation: probe proposals right / scored, the accept threshold "
-            "the flow chose (none: never auto-accepted), and whether the relation was asked.",
-            "", "| answerer | seed | relation | probes right | accept at | not asked |",
-            "|---|---:|---|---:|---:|---|"]
+            "Per seed and relation: probe proposals right / scored, the signal and accept "
+            "threshold the flow chose (none: never auto-accepted), the held-out check (right / "
+            "accepted of one half's probes by the choice fitted on the other half) and whether "
+            "the relation was asked.",
+            "", "| answerer | seed | relation | probes right | signal | accept at | held out | "
+            "not asked |", "|---|---:|---|---:|---|---:|---:|---|"]
     for who, per_seed in rep.get("calibration", {}).items():
         for seed, rec in per_seed.items():
             for rel, cal in rec["calibration"].items():
                 at = cal["accept_at"]
+                held = f"{cal.get('held_out_correct', 0)}/{cal.get('held_out_accepted', 0)}"
                 out.append(f"| {'LLM' if who == 'llm' else 'most frequent tail'} | {seed} | "
                            f"{rel} | {cal['correct']}/{cal['probes']} | "
-                           f"{'none' if at is None else f'{at:.3f}'} | "
+                           f"{cal.get('signal', 'confidence')} | "
+                           f"{'none' if at is None else f'{at:.3f}'} | {held} | "
                            f"{'yes' if rel in rec['relations not asked'] else ''} |")
     llm = rep["llm"]
     out += ["", f"LLM: {llm['calls']} calls, {llm['prompt_tokens']} prompt and "

@@ -30,7 +30,7 @@ import numpy as np
 import harness
 from kgenrich.recsys.protocol import kg_variants, new_item_split
 from kgenrich.settings import load_settings
-from kgenrich.verification.probe_fit import pessimistic_threshold
+from kgenrich.verification.probe_fit import ProbeLabel, fit_probe_calibration, pessimistic_threshold
 
 SIGNALS = ("confidence", "kge_probability", "agreement")
 TOP = (5, 10, 15, 20, 30, 40, 60, 80)
@@ -56,7 +56,7 @@ def run_probes(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     return args.work / "llm" / "calibration_probes.jsonl", stage
 
 
-def analyse(rows: list[dict[str, Any]], target: float) -> dict[str, Any]:
+def analyse(rows: list[dict[str, Any]], target: float, min_probes: int = 5) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rel in sorted({r["relation"] for r in rows}):
         mine = [r for r in rows if r["relation"] == rel and r["kge_probability"] is not None]
@@ -71,6 +71,14 @@ def analyse(rows: list[dict[str, Any]], target: float) -> dict[str, Any]:
                         "accept_at": None if math.isinf(at) else at,
                         "accepted": n, "accepted_correct": right}
         out[rel] = rec
+    # what the flow itself now chooses from these probes: signal, threshold, held-out check
+    labels = [ProbeLabel(relation=r["relation"], item_id=str(r["item_id"]),
+                         signals={s: math.nan if r[s] is None else float(r[s]) for s in SIGNALS},
+                         correct=bool(r["correct"]))
+              for r in rows if r["kge_probability"] is not None]
+    for rel, cal in fit_probe_calibration(labels, target_precision=target,
+                                          min_probes=min_probes).items():
+        out[rel]["flow_choice"] = cal.summary()
     return out
 
 
@@ -88,6 +96,19 @@ def markdown(rep: dict[str, Any]) -> str:
                    f"{s['accepted_correct']}/{s['accepted']} at >= {s['accept_at']:.3f}")
             lines.append(f"| {rel} | {rec['scored']} | {rec['correct']} | {sig} | {tops} | "
                          f"{acc} |")
+    lines += ["", "What the flow chooses from these probes (`fit_probe_calibration`: the signal "
+              "accepting the most right probes, its threshold, and the held-out check that redoes "
+              "the choice on each half of the probe items and applies it to the other):", "",
+              "| relation | signal | accept at | probes accepted (right) | held out accepted "
+              "(right) | overruled |", "|---|---|---:|---:|---:|---|"]
+    for rel, rec in rep["relations"].items():
+        c = rec.get("flow_choice")
+        if c is None:
+            continue
+        at = "never" if c["accept_at"] is None else f"{c['accept_at']:.3f}"
+        lines.append(f"| {rel} | {c['signal']} | {at} | {c['probes_accepted']} "
+                     f"({c['probes_accepted_correct']}) | {c['held_out_accepted']} "
+                     f"({c['held_out_correct']}) | {c['overruled'] or ''} |")
     lines += ["", "## Verdict", "", *rep["verdict"], "", "## Machine", "",
               f"`{json.dumps(rep['machine'])}`", ""]
     return "\n".join(lines)

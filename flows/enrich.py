@@ -194,10 +194,8 @@ def enrich(inputs: EnrichInputs, settings: Settings | None = None) -> RunReport:
             items=[it.id for it in graph.items], interactions=inputs.interactions,
             settings=settings.export, store=inputs.store, reviewed=reviewed,
             failures=settled.failures, retractions=state.retractions(),
-            merges=graph.index.merges)
-        if calibration is not None:
-            fio.write_jsonl(inputs.out_dir / "calibration_probes.jsonl",
-                            probe_rows(calibration))
+            merges=graph.index.merges,
+            probes=probe_rows(calibration) if calibration is not None else None)
         pushed = fio.push_outputs(inputs.out_dir, push=settings.push, export=settings.export)
         report = report.model_copy(update={
             "outputs": {k: str(p) for k, p in outputs.paths.items()},

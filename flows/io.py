@@ -329,10 +329,13 @@ def write_run_outputs(
     items: Sequence[str], interactions: Path | None, settings: ExportSettings,
     store: Path | None, reviewed: Sequence[ReviewRow], failures: Sequence[BaseModel],
     retractions: Sequence[Mapping[str, Any]], merges: Sequence[MergeRecord] = (),
+    probes: Sequence[Mapping[str, Any]] | None = None,
 ) -> WrittenExports:
     """Everything an enrich run writes besides its report: the exports, the graph store (if
     given), the review queue (keeping verdicts already written; entity resolution's merges
-    are rows of it too), the merge log, failures and retractions."""
+    are rows of it too), the merge log, failures, retractions and the labelled calibration
+    probes (None: this run had none, so an earlier run's file is removed rather than left to
+    describe thresholds this run did not use)."""
     from kgenrich.pipeline.merge_log import merge_review_rows
     from kgenrich.pipeline.review import review_queue
 
@@ -354,6 +357,10 @@ def write_run_outputs(
     outputs["failures"] = write_jsonl(out_dir / "failures.jsonl", failures)
     if retractions:
         outputs["retractions"] = write_jsonl(out_dir / "retractions.jsonl", retractions)
+    if probes is not None:
+        outputs["calibration_probes"] = write_jsonl(out_dir / "calibration_probes.jsonl", probes)
+    else:
+        (out_dir / "calibration_probes.jsonl").unlink(missing_ok=True)
     return WrittenExports(paths=outputs, counts=exports.counts)
 
 

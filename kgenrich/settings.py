@@ -323,6 +323,16 @@ class VerifySettings(_Section):
         description="A relation needs this many KGE-scored probe proposals to be calibrated; "
         "below that the combiner's own threshold applies to it.",
     )
+    probe_signals: tuple[Literal["confidence", "kge_probability", "agreement"], ...] = Field(
+        ("confidence", "kge_probability", "agreement"),
+        min_length=1,
+        description="Signals a relation's probes may choose to accept completions on: the "
+        "combiner's confidence, the KGE probability alone, the LLM's agreement alone. Per "
+        "relation the one whose threshold accepts the most right probes wins (ties: the "
+        "earlier); the choice is redone on each half of the probe items and checked on the "
+        "other, and a relation whose held-out acceptances miss target_precision gets nothing "
+        "auto-accepted.",
+    )
     cache: bool = Field(
         True,
         description="Keep the fitted KGE verifier in <out>/verifier/ and reuse it when the next "

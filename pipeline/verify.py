@@ -134,11 +134,11 @@ def verify_triples(
         kge_p = probs.get(t.key)
         fb_p = fallback.get(t.key)
         scores = dict(prov.scores) | {"confidence": conf}
-        high = combiner.accept_threshold(feats)
+        signal, value, high = combiner.gate(feats, conf)
         cal = combiner.probe_calibration(feats)
-        if cal is not None:
-            # P(correct) at this confidence as the probes measured it: the figure to filter on
-            scores |= {"probe_probability": cal.probability(conf)}
+        if cal is not None and math.isfinite(p_right := cal.probability(value)):
+            # P(correct) at this signal's value as the probes measured it: the figure to filter on
+            scores |= {"probe_probability": p_right}
         if kge_p is not None:
             if t.key in raws:
                 scores |= {"kge": raws[t.key]}
@@ -149,8 +149,8 @@ def verify_triples(
             decision, reason = Decision.UNVERIFIED_NEW_ENTITY, "KGE never saw an entity"
             if conf >= low:
                 decision, reason = Decision.REVIEW, "unseen entity; confidence in review band"
-        elif conf >= high:
-            decision, reason = Decision.ACCEPTED, f"confidence {conf:.2f} >= {high:.2f}"
+        elif value >= high:
+            decision, reason = Decision.ACCEPTED, f"{signal} {value:.2f} >= {high:.2f}"
         elif conf >= low:
             decision, reason = Decision.REVIEW, f"confidence {conf:.2f} in review band"
         else:

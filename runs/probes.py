@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kgenrich.kg.records import SourceKind, StageStats, Triple
+from kgenrich.kg.records import Entity, SourceKind, StageStats, Triple
 from kgenrich.pipeline import assemble
 from kgenrich.pipeline.candidates import to_triples
 from kgenrich.pipeline.complete import labels_for_prompts
@@ -28,7 +28,12 @@ from kgenrich.runs.graph import BaseGraph
 from kgenrich.runs.outcomes import FailureTracker
 from kgenrich.settings import Settings, VerifySettings
 from kgenrich.verification.combiner import Combiner
-from kgenrich.verification.probe_fit import RelationCalibration, describe, fit_probe_calibration
+from kgenrich.verification.probe_fit import (
+    ProbeLabel,
+    RelationCalibration,
+    describe,
+    fit_probe_calibration,
+)
 from kgenrich.verification.scorers import Scorer
 
 logger = logging.getLogger(__name__)
@@ -65,8 +70,8 @@ class ProbeRun:
 
     probes: Probes
     candidates: tuple[Triple, ...]
-    entity_types: dict[str, str]  # the run's types plus entities the probes' answers minted
-    entity_labels: dict[str, str]  # the same entities' labels
+    #: the run's entities plus those the probes' answers minted (kept out of the run's index)
+    entities: Mapping[str, Entity]
     stats: StageStats
     failed_items: int
 
@@ -111,8 +116,7 @@ def ask_probes(graph: BaseGraph, *, llm: LLM, settings: Settings) -> ProbeRun | 
     triples, _ = to_triples(result.kept, index=index, source=SourceKind.COMPLETED,
                             item_links=graph.links)
     return ProbeRun(probes=probes, candidates=tuple(triples),
-                    entity_types={e.id: e.type for e in index.by_id.values()},
-                    entity_labels={e.id: e.label for e in index.by_id.values()},
+                    entities=dict(index.by_id),
                     stats=result.stats, failed_items=len(tracked.failures))
 
 
@@ -153,15 +157,19 @@ def calibrate(
                        and any(not scorer.knows(*t.key) for t in fresh) else None)
     # the masked triples must not speak for their own answers (a catalog attribute would)
     context = replace(verify_context(visible), fallback=fitted_fallback)
-    stage = verify_triples(fresh, ontology=graph.ontology, entity_types=run.entity_types,
+    stage = verify_triples(fresh, ontology=graph.ontology,
+                           entity_types={k: e.type for k, e in run.entities.items()},
                            scorer=scorer, combiner=combiner, context=context)
     labelled = tuple((t, run.probes.is_correct(t)) for t in stage.kept)
-    rows = [(t.relation, float(t.provenance.scores.get("confidence", math.nan)), ok)
+    rows = [ProbeLabel(relation=t.relation, item_id=t.provenance.item_id or t.head,
+                       signals={s: float(t.provenance.scores.get(s, math.nan))
+                                for s in v.probe_signals},
+                       correct=ok)
             for t, ok in labelled
             # only what could be auto-accepted: an entity the KGE never saw never is
             if t.provenance.scores.get("kge_probability") is not None]
     fitted = fit_probe_calibration(rows, target_precision=v.target_precision,
-                                   min_probes=v.probe_min_labels)
+                                   min_probes=v.probe_min_labels, signals=v.probe_signals)
     note = (f"{len(run.probes.items)} probe items, {len(run.probes.masked)} masked groups, "
             f"{len(labelled)} proposals ({sum(ok for _, ok in labelled)} right); "
             # a probe whose request failed is missing from the labels: say how many
@@ -178,7 +186,7 @@ def calibrate(
 def probe_rows(calibration: Calibration) -> list[dict[str, Any]]:
     """One row per labelled probe proposal (``calibration_probes.jsonl``): what the thresholds
     were fitted on, so a user can see why a relation is or is not auto-accepted."""
-    labels = calibration.probes.entity_labels
+    labels = {k: e.label for k, e in calibration.probes.entities.items()}
     rows = []
     for t, ok in calibration.labelled:
         scores = t.provenance.scores

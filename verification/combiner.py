@@ -56,8 +56,8 @@ class Combiner:
     accept_at: float
     review_from: float
     name: str
-    #: relation -> thresholds measured on calibration probes (`verification.probe_fit`); an LLM
-    #: completion of such a relation is accepted at its relation's ``accept_at`` instead
+    #: relation -> signal and threshold measured on calibration probes (`verification.probe_fit`);
+    #: an LLM completion of such a relation is accepted on its relation's signal instead
     calibration: Mapping[str, RelationCalibration] = field(default_factory=dict)
 
     def probe_calibration(self, f: ConfidenceFeatures) -> RelationCalibration | None:
@@ -65,9 +65,15 @@ class Combiner:
         probes ask completion questions, so they say nothing about extracted triples)."""
         return None if f.extracted else self.calibration.get(f.relation)
 
-    def accept_threshold(self, f: ConfidenceFeatures) -> float:
+    def gate(self, f: ConfidenceFeatures, confidence: float) -> tuple[str, float, float]:
+        """(signal, its value, threshold) that decide acceptance: the confidence against
+        ``accept_at``, or the signal and threshold the relation's probes chose."""
         cal = self.probe_calibration(f)
-        return self.accept_at if cal is None else cal.accept_at
+        if cal is None:
+            return "confidence", confidence, self.accept_at
+        value = cal.value(confidence=confidence, kge_probability=f.kge_probability,
+                          agreement=f.agreement)
+        return cal.signal, value, cal.accept_at
 
     @classmethod
     def rule(cls, review_band: tuple[float, float]) -> Combiner:

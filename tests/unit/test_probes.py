@@ -4,6 +4,7 @@ fitted on their labels (verification/probe_fit.py), and how the combiner applies
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -21,7 +22,12 @@ from kgenrich.pipeline.probes import choose_probes
 from kgenrich.pipeline.verify import verify_triples
 from kgenrich.verification.combiner import Combiner
 from kgenrich.verification.confidence import ConfidenceFeatures
-from kgenrich.verification.probe_fit import fit_probe_calibration, pessimistic_threshold
+from kgenrich.verification.probe_fit import (
+    ProbeLabel,
+    describe,
+    fit_probe_calibration,
+    pessimistic_threshold,
+)
 from kgenrich.verification.scorers import FunctionScorer
 
 ONT = Ontology(
@@ -119,21 +125,73 @@ def test_pessimistic_threshold_counts_one_extra_wrong_answer() -> None:
     assert math.isinf(pessimistic_threshold(tied, target_precision=0.9)[0])
 
 
+def _labels(rel: str, value: float, ok: bool, n: int, *, half: int | None = None,
+            **signals: float) -> list[ProbeLabel]:
+    """``n`` probe labels of ``rel``, each of its own item (of the given held-out half)."""
+    ids = (f"{rel}-{value}-{ok}-{i}" for i in range(10_000))
+    chosen = [i for i in ids if half is None or zlib.crc32(i.encode()) & 1 == half][:n]
+    return [ProbeLabel(relation=rel, item_id=i, correct=ok,
+                       signals={"confidence": value, **signals}) for i in chosen]
+
+
 def test_fit_per_relation_with_a_minimum_and_an_isotonic_probability() -> None:
-    rows = ([("has_genre", 0.9, True)] * 12 + [("has_genre", 0.3, False)] * 6
-            + [("directed_by", 0.95, False)] * 10 + [("starring", 0.9, True)] * 2)
+    rows = (_labels("has_genre", 0.9, True, 12) + _labels("has_genre", 0.3, False, 6)
+            + _labels("directed_by", 0.95, False, 10) + _labels("starring", 0.9, True, 2))
     fit = fit_probe_calibration(rows, target_precision=0.9, min_probes=5)
     assert set(fit) == {"has_genre", "directed_by"}  # starring: 2 < 5 probes
     g = fit["has_genre"]
     assert g.accept_at == pytest.approx(0.9) and (g.n, g.correct) == (18, 12)
+    assert g.signal == "confidence"
     assert g.probability(0.9) == pytest.approx(1.0) and g.probability(0.3) == pytest.approx(0.0)
     assert math.isinf(fit["directed_by"].accept_at)  # never right: never auto-accepted
     assert fit["directed_by"].summary()["accept_at"] is None
 
 
+def test_each_relation_accepts_on_the_signal_that_ranks_its_probes() -> None:
+    # the KGE probability separates right from wrong; the confidence (x a noisy agreement)
+    # puts wrong answers on top
+    rows = (_labels("has_genre", 0.5, True, 20, kge_probability=0.95, agreement=0.5)
+            + _labels("has_genre", 0.9, False, 5, kge_probability=0.6, agreement=1.0)
+            + _labels("directed_by", 0.9, True, 20, kge_probability=0.3, agreement=1.0))
+    fit = fit_probe_calibration(rows, target_precision=0.9, min_probes=5)
+    g = fit["has_genre"]
+    assert g.signal == "kge_probability" and g.accept_at == pytest.approx(0.95)
+    assert (g.accepted, g.accepted_correct) == (20, 20)
+    assert g.value(confidence=0.2, kge_probability=0.96, agreement=0.1) == pytest.approx(0.96)
+    assert math.isnan(g.value(confidence=0.2, kge_probability=None, agreement=1.0))
+    assert g.probability(0.95) == pytest.approx(1.0) and g.probability(0.6) == pytest.approx(0.0)
+    # all three signals accept all 20: the tie goes to the combiner's confidence
+    assert fit["directed_by"].signal == "confidence"
+    # each half alone chooses the same, and what it accepts of the other half is right
+    assert g.held_out_accepted == g.held_out_correct == 20 and not g.overruled
+    assert "at kge_probability >= 0.950" in describe(fit)
+    # a user may leave signals out, and must name real ones
+    only = fit_probe_calibration(rows, target_precision=0.9, min_probes=5,
+                                 signals=("confidence",))
+    assert math.isinf(only["has_genre"].accept_at)
+    with pytest.raises(ValueError, match="unknown probe signals"):
+        fit_probe_calibration(rows, target_precision=0.9, min_probes=5, signals=("logprob",))
+
+
+def test_a_threshold_the_other_half_contradicts_accepts_nothing() -> None:
+    # half 0: 10 right at 0.9. half 1: 30 right at 0.95 and 5 wrong at 0.92. Pooled, 0.95
+    # reaches 30/31; but half 0 alone would accept from 0.9, taking half 1's wrong answers:
+    # 30 of 35 held out right < 0.9, so the relation is not auto-accepted
+    rows = (_labels("has_genre", 0.9, True, 10, half=0)
+            + _labels("has_genre", 0.95, True, 30, half=1)
+            + _labels("has_genre", 0.92, False, 5, half=1))
+    pooled = fit_probe_calibration(rows, target_precision=0.85, min_probes=5)["has_genre"]
+    assert pooled.accept_at == pytest.approx(0.9) and not pooled.overruled
+    g = fit_probe_calibration(rows, target_precision=0.9, min_probes=5)["has_genre"]
+    assert (g.held_out_accepted, g.held_out_correct) == (35, 30)
+    assert math.isinf(g.accept_at) and "30 of 35" in g.overruled
+    assert g.summary()["overruled"] == g.overruled and "30 of 35" in describe({"g": g})
+
+
 def test_combiner_uses_the_relations_threshold_for_completions_only() -> None:
-    fit = fit_probe_calibration([("has_genre", 0.9, True)] * 12 + [("has_genre", 0.5, False)] * 4
-                                + [("directed_by", 0.9, False)] * 6,
+    fit = fit_probe_calibration(_labels("has_genre", 0.9, True, 12)
+                                + _labels("has_genre", 0.5, False, 4)
+                                + _labels("directed_by", 0.9, False, 6),
                                 target_precision=0.9, min_probes=5)
     comb = Combiner(model=None, accept_at=0.6, review_from=0.4, name="rule", calibration=fit)
 
@@ -141,14 +199,15 @@ def test_combiner_uses_the_relations_threshold_for_completions_only() -> None:
         return ConfidenceFeatures(relation=rel, kge_probability=0.7, agreement=1.0,
                                   extracted=extracted)
 
-    assert comb.accept_threshold(feats("has_genre")) == pytest.approx(0.9)
-    assert math.isinf(comb.accept_threshold(feats("directed_by")))
-    assert comb.accept_threshold(feats("starring")) == 0.6  # not calibrated: the base rule
-    assert comb.accept_threshold(feats("has_genre", extracted=True)) == 0.6
+    assert comb.gate(feats("has_genre"), 0.7) == ("confidence", 0.7, pytest.approx(0.9))
+    assert math.isinf(comb.gate(feats("directed_by"), 0.7)[2])
+    assert comb.gate(feats("starring"), 0.7)[2] == 0.6  # not calibrated: the base rule
+    assert comb.gate(feats("has_genre", extracted=True), 0.7)[2] == 0.6
 
 
 def test_verify_triples_accepts_at_the_calibrated_threshold() -> None:
-    fit = fit_probe_calibration([("has_genre", 0.8, True)] * 12 + [("directed_by", 0.8, False)] * 6,
+    fit = fit_probe_calibration(_labels("has_genre", 0.8, True, 12)
+                                + _labels("directed_by", 0.8, False, 6),
                                 target_precision=0.9, min_probes=5)
     comb = Combiner(model=None, accept_at=0.6, review_from=0.4, name="rule", calibration=fit)
     cands = [_t("item/0", "has_genre", "g2", SourceKind.COMPLETED),
@@ -161,6 +220,29 @@ def test_verify_triples_accepts_at_the_calibrated_threshold() -> None:
     assert by_rel["has_genre"].provenance.scores["probe_probability"] == pytest.approx(1.0)
     # 0.8 would pass the rule's 0.6, but directed_by's probes were never right
     assert by_rel["directed_by"].provenance.decision is Decision.REVIEW
+
+
+def test_verify_triples_accepts_on_the_signal_the_probes_chose() -> None:
+    # has_genre's probes chose the KGE probability from 0.75: a genre the model named in only
+    # one of three samples (confidence 0.8 x 1/3) is accepted all the same
+    fit = fit_probe_calibration(
+        _labels("has_genre", 0.2, True, 12, kge_probability=0.75, agreement=0.3)
+        + _labels("has_genre", 0.6, False, 6, kge_probability=0.4, agreement=1.0),
+        target_precision=0.9, min_probes=5)
+    assert fit["has_genre"].signal == "kge_probability"
+    comb = Combiner(model=None, accept_at=0.6, review_from=0.1, name="rule", calibration=fit)
+    weak = Triple(head="item/0", relation="has_genre", tail="g2", provenance=Provenance(
+        source=SourceKind.COMPLETED, scores={"agreement": 1 / 3, "samples": 3}))
+    types = {"item/0": "Movie", "g2": "Genre"}
+    out = verify_triples([weak], ontology=ONT, entity_types=types, scorer=_constant(0.8),
+                         combiner=comb)
+    prov = out.kept[0].provenance
+    assert prov.decision is Decision.ACCEPTED and "kge_probability 0.80 >= 0.75" in prov.reason
+    assert prov.scores["confidence"] == pytest.approx(0.8 / 3)
+    # below the chosen signal's threshold: the confidence decides review or rejection
+    low = verify_triples([weak], ontology=ONT, entity_types=types, scorer=_constant(0.7),
+                         combiner=comb).kept[0].provenance
+    assert low.decision is Decision.REVIEW and low.scores["probe_probability"] < 1.0
 
 
 # ----------------------------------------------------------------- asked through the run code
