@@ -1,5 +1,7 @@
 """Train :class:`~recsys.kgitem_model.KGItemNet` on a (new-item) split and evaluate it on all
-rows and on the new items' rows.
+rows, on the new items' rows and, when given, on the rows of a chosen subset of items (the
+``focus_items``: for example the new items an enrichment run was asked to fill, whose rows are
+the only ones it can change).
 
 Contract: deterministic for ``(data, split, params, seed)`` on a fixed thread count.  Only
 validation chooses: the epoch (best validation AUC over all rows) and the ACC thresholds (per
@@ -58,6 +60,8 @@ class KGItemResult:
     n_warm_items: int
     seconds: float
     selection: str = KGITEM_SELECTION
+    #: test metrics on the rows of ``focus_items`` (None when none were given)
+    test_focus: RowMetrics | None = None
     model: KGItemNet | None = field(default=None, repr=False, compare=False)
 
 
@@ -106,9 +110,11 @@ def train_kgitem(
     params: KGItemParams,
     seed: int,
     keep_model: bool = False,
+    focus_items: np.ndarray | None = None,
 ) -> KGItemResult:
     """Train on ``split.train`` with ``data.kg`` as the item neighbours; evaluate as the module
-    docstring says.  Items without a training row are scored from their neighbours only."""
+    docstring says.  Items without a training row are scored from their neighbours only.
+    ``focus_items`` only adds ``test_focus``: training and the epoch choice ignore it."""
     if split.train.size == 0:
         raise ValueError("the training split is empty")
     start = time.perf_counter()
@@ -186,12 +192,16 @@ def train_kgitem(
     v_all, t_all = metrics(split.valid, split.test)
     v_new, t_new = metrics(valid_new, test_new)
     _, t_warm = metrics(split.valid[~is_new[split.valid]], split.test[~is_new[split.test]])
+    t_focus = None
+    if focus_items is not None:
+        is_focus = np.isin(ratings[:, 1], np.asarray(focus_items, dtype=np.int64))
+        _, t_focus = metrics(split.valid[is_focus[split.valid]], split.test[is_focus[split.test]])
     return KGItemResult(
         seed=seed, params=params, best_epoch=best[1], valid_all=v_all, valid_new=v_new,
         test_all=t_all, test_new=t_new, test_warm=t_warm, valid_auc_by_epoch=tuple(by_epoch),
         valid_new_auc_by_epoch=tuple(by_epoch_new), n_train=int(split.train.size),
         n_warm_items=int(warm.sum()), seconds=time.perf_counter() - start,
-        model=net if keep_model else None,
+        test_focus=t_focus, model=net if keep_model else None,
     )
 
 

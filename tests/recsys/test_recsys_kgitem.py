@@ -133,6 +133,21 @@ def test_training_is_deterministic_for_a_seed() -> None:
         b, seconds=0.0)
 
 
+def test_focus_items_are_scored_on_their_own_rows_without_changing_training() -> None:
+    ratings, kg = _taste_data()
+    split = _new_item_split(ratings)
+    params = KGItemParams(dim=4, n_epoch=3, batch_size=64)
+    data = make_ripple_data(ratings=ratings, kg=kg)
+    focus = NEW[:2]
+    plain = train_kgitem(data, split=split, new_items=NEW, params=params, seed=3)
+    focused = train_kgitem(data, split=split, new_items=NEW, params=params, seed=3,
+                           focus_items=focus)
+    assert plain.test_focus is None and focused.test_focus is not None
+    assert focused.test_focus.n == int(np.isin(ratings[split.test, 1], focus).sum())
+    assert 0 < focused.test_focus.n < focused.test_new.n
+    assert focused.test_new == plain.test_new and focused.best_epoch == plain.best_epoch
+
+
 def test_best_threshold_maximizes_accuracy() -> None:
     labels = np.array([0, 0, 1, 0, 1, 1])
     scores = np.array([0.1, 0.2, 0.3, 0.35, 0.8, 0.9])
