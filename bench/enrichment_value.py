@@ -53,11 +53,13 @@ import torch
 import harness
 from kgenrich.kg.export.jsonl import read_jsonl
 from kgenrich.kg.ids import item_entity_id, normalize_label
-from kgenrich.kg.io.catalog import CatalogMapping
+from kgenrich.kg.io.catalog import CatalogMapping, read_catalog
 from kgenrich.kg.io.interactions import read_interaction_table
-from kgenrich.kg.io.seed import SeedFormat, SeedGraph, read_seed
+from kgenrich.kg.io.seed import SeedFormat, read_seed
 from kgenrich.kg.ontology import load_ontology
-from kgenrich.kg.records import Decision, SourceKind
+from kgenrich.kg.records import Decision, Entity, SourceKind
+from kgenrich.pipeline.catalog import catalog_triples
+from kgenrich.pipeline.resolve import EntityIndex
 from kgenrich.recsys.data import RippleData, load_recbole, make_ripple_data, with_kg
 from kgenrich.recsys.kg_ids import IndexedKG, index_triples
 from kgenrich.recsys.kgitem_train import KGItemResult, train_kgitem
@@ -80,19 +82,24 @@ Key = tuple[str, str, str]  # (catalog item id, relation, normalized tail label)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--catalog", type=Path, default=DATA / "ml-100k.item")
+    # Without --catalog: MovieLens-100K with imdb_auxiliary.txt. With it, the seed KG and the
+    # interactions are the user's: --interactions is required, --seed optional (--attr columns
+    # alone can be the KG).
+    p.add_argument("--catalog", type=Path, default=None)
     p.add_argument("--id-col", default="item_id")
     p.add_argument("--title-col", default="movie_title")
     p.add_argument("--text-col", action="append", default=None)
-    p.add_argument("--attr", action="append", default=[], metavar="COLUMN=RELATION")
+    p.add_argument("--attr", action="append", default=[], metavar="COLUMN=RELATION",
+                   help="catalog column whose values are facts of RELATION: part of the KG "
+                   "that is hidden and restored, like the seed's triples")
     p.add_argument("--list-sep", default="|")
     p.add_argument("--catalog-format", default="auto")
-    p.add_argument("--seed", type=Path, default=DATA / "imdb_auxiliary.txt", dest="seed_kg")
-    p.add_argument("--seed-format", default="auxiliary")
+    p.add_argument("--seed", type=Path, default=None, dest="seed_kg")
+    p.add_argument("--seed-format", default="auto")
     p.add_argument("--seed-link", type=Path, default=None)
     p.add_argument("--ontology", type=Path, default=harness.ROOT / "data" / "ontology" /
                    "movies.json")
-    p.add_argument("--interactions", type=Path, default=DATA / "ml-100k.inter")
+    p.add_argument("--interactions", type=Path, default=None)
     p.add_argument("--rating-threshold", type=float, default=4.0)
     p.add_argument("--seeds", default="1,2,3,4,5")
     p.add_argument("--tune-seed", type=int, default=0)
@@ -110,7 +117,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     p.add_argument("--out", type=Path, default=harness.ROOT / "reports" /
                    "enrichment_value.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.catalog is None:
+        args.catalog = DATA / "ml-100k.item"
+        args.seed_kg = args.seed_kg or DATA / "imdb_auxiliary.txt"
+        args.interactions = args.interactions or DATA / "ml-100k.inter"
+        if args.seed_format == "auto":
+            args.seed_format = "auxiliary"
+    elif args.interactions is None:
+        p.error("--interactions is required with --catalog")
+    if args.seed_kg is None and not args.attr:
+        p.error("no KG: give --seed or at least one --attr COLUMN=RELATION")
+    for a in args.attr:
+        if "=" not in a:
+            p.error(f"--attr {a!r}: expected COLUMN=RELATION")
+    return args
 
 
 # --------------------------------------------------------------------------- inputs
@@ -120,21 +141,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Inputs:
     data: RippleData
     kg: IndexedKG
-    seed: SeedGraph
     tokens: list[str]  # item int -> interaction item token (= catalog id)
     labels: dict[str, str]  # entity id -> label
 
 
+def mapping(args: argparse.Namespace, *, attributes: bool) -> CatalogMapping:
+    return CatalogMapping(id=args.id_col, title=args.title_col, text=tuple(args.text_col or ()),
+                          attributes=dict(a.split("=", 1) for a in args.attr) if attributes
+                          else {}, list_separator=args.list_sep, format=args.catalog_format)
+
+
 def load(args: argparse.Namespace) -> Inputs:
+    """The gold KG: the seed's triples plus the facts of the --attr columns, read and minted
+    by the product's own readers and catalog stage."""
     tokens = [str(t) for t in np.unique(np.array(read_interaction_table(args.interactions).items))]
     data = load_recbole(args.interactions, rating_threshold=args.rating_threshold, seed=0)
-    fmt: SeedFormat = args.seed_format
-    seed = read_seed(args.seed_kg, format=fmt, ontology=load_ontology(args.ontology),
-                     link=args.seed_link, on_error="skip")
-    kg = index_triples([t.key for t in seed.triples],
+    ontology = load_ontology(args.ontology)
+    entities: list[Entity] = []
+    keys: list[tuple[str, str, str]] = []
+    if args.seed_kg is not None:
+        fmt: SeedFormat = args.seed_format
+        seed = read_seed(args.seed_kg, format=fmt, ontology=ontology, link=args.seed_link,
+                         on_error="skip")
+        entities += seed.entities
+        keys += [t.key for t in seed.triples]
+    if args.attr:
+        index = EntityIndex.build(entities)
+        stage = catalog_triples(read_catalog(args.catalog, mapping=mapping(args, attributes=True)),
+                                ontology=ontology, index=index)
+        if stage.rejected:
+            raise SystemExit(f"{args.catalog}: {stage.rejected[0].reason} "
+                             f"({stage.rejected[0].detail})")
+        keys += [t.key for t in stage.kept]
+        entities = list(index.by_id.values())
+    kg = index_triples(list(dict.fromkeys(keys)),
                        item_index={item_entity_id(t): i for i, t in enumerate(tokens)})
-    return Inputs(data=data, kg=kg, seed=seed, tokens=tokens,
-                  labels={e.id: e.label for e in seed.entities})
+    return Inputs(data=data, kg=kg, tokens=tokens, labels={e.id: e.label for e in entities})
 
 
 def entity_name(kg: IndexedKG, inputs: Inputs, j: int) -> str:
@@ -178,17 +220,16 @@ def run_flow(args: argparse.Namespace, work: Path, *, seed_file: Path, items: Se
     """One `enrich` run on the hidden seed; the completed triples it proposed and accepted."""
     from kgenrich.flows.enrich import EnrichInputs, enrich
 
-    attrs = dict(a.split("=", 1) for a in args.attr)
-    text = tuple(args.text_col or ())
-    mapping = CatalogMapping(id=args.id_col, title=args.title_col, text=text, attributes=attrs,
-                             list_separator=args.list_sep, format=args.catalog_format)
+    # the --attr facts are in the hidden seed already (hidden ones removed): read titles only
+    catalog_mapping = mapping(args, attributes=False)
     run_settings = settings.model_copy(update={
         "complete": settings.complete.model_copy(update={"items": tuple(items),
                                                          "relations": tuple(relations)}),
         "reports_dir": work / "reports"})
     out = work / name
-    report = enrich(EnrichInputs(catalog=args.catalog, mapping=mapping, ontology=args.ontology,
-                                 out_dir=out, seed=seed_file, seed_format="tsv", run_name=name),
+    report = enrich(EnrichInputs(catalog=args.catalog, mapping=catalog_mapping,
+                                 ontology=args.ontology, out_dir=out, seed=seed_file,
+                                 seed_format="tsv", run_name=name),
                     run_settings)
     dump = read_jsonl(out)
     labels = {e.id: e.label for e in dump.entities}
