@@ -419,7 +419,11 @@ def markdown(rep: dict[str, Any]) -> str:
             f"{llm['completion_tokens']} completion tokens, {llm['seconds']:.0f} s of "
             f"completion over {len(rep['seeds'])} seeds "
             f"({llm['seconds_per_correct_accepted']:.1f} s and "
-            f"{llm['tokens_per_correct_accepted']:.0f} tokens per correct accepted fact).", "",
+            f"{llm['tokens_per_correct_accepted']:.0f} tokens per correct accepted fact)"
+            + (f"; calibration probes: {llm['probes']['calls']} calls, "
+               f"{llm['probes']['prompt_tokens'] + llm['probes']['completion_tokens']} tokens, "
+               f"{llm['probes']['seconds']:.0f} s (answers cached across seeds)."
+               if "probes" in llm else "."), "",
             "## Verdict", "", *rep["verdict"], "", "## Machine", "",
             f"`{json.dumps(rep['machine'])}`", ""]
     return "\n".join(out)
@@ -548,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("llm_calls", "prompt_tokens", "completion_tokens"):
             totals[name] += complete[name]
         totals["seconds"] += complete["seconds"]
+        # the calibration probes are LLM work the run pays for too (cached across seeds)
+        for st in llm_run.report["stages"]:
+            if st["stage"] == "calibration probes":
+                for name in ("llm_calls", "prompt_tokens", "completion_tokens", "seconds"):
+                    totals["probe_" + name] += st[name]
         totals["flow_seconds"] += flow_s
         # same hidden seed, same trusted graph: the prior's run loads the fitted verifier
         # (the flow's own cache, keyed by that graph and the fit settings) instead of training
@@ -638,6 +647,10 @@ def main(argv: list[str] | None = None) -> int:
         "llm": {"calls": int(totals["llm_calls"]), "prompt_tokens": int(totals["prompt_tokens"]),
                 "completion_tokens": int(totals["completion_tokens"]),
                 "seconds": round(totals["seconds"], 1),
+                "probes": {"calls": int(totals["probe_llm_calls"]),
+                           "prompt_tokens": int(totals["probe_prompt_tokens"]),
+                           "completion_tokens": int(totals["probe_completion_tokens"]),
+                           "seconds": round(totals["probe_seconds"], 1)},
                 "flow_seconds": round(totals["flow_seconds"], 1),
                 "seconds_per_correct_accepted": totals["seconds"] / correct if correct
                 else float("inf"),
