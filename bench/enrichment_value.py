@@ -75,7 +75,8 @@ NAMES = {"a": "(a) no KG", "b": "(b) full KG", "c": "(c) hidden KG",
          "e": "(e) hidden + type-matched random triples",
          "f": "(f) hidden + oracle triples, as many as (d) has correct",
          "g": "(g) hidden + accepted triples of a knowledge-free answerer"}
-PAIRS = ("b-a", "b-c", "c-a", "d-c", "d-e", "d-d_unverified", "d-g", "f-c", "d-f")
+PAIRS = ("b-a", "b-c", "c-a", "d-c", "d-e", "d-d_unverified", "d-g", "f-c", "d-f",
+         "d_unverified-c")
 GRID = {"weight_decay": (1e-5, 1e-4, 1e-3), "id_dropout": (0.0, 0.25, 0.5)}
 Key = tuple[str, str, str]  # (catalog item id, relation, normalized tail label)
 
@@ -447,7 +448,12 @@ def verdict(rep: dict[str, Any]) -> list[str]:
              f"- On the asked items' rows alone: {says('d-c', 'asked')}; "
              f"{says('d-e', 'asked')}; {says('d-g', 'asked')}; the equal-count oracle "
              f"{says('f-c', 'asked')}.",
-             f"- An oracle with as many true triples as (d) has correct: {says('f-c')}.",
+             f"- An oracle with as many true triples as (d) has correct: {says('f-c')}; "
+             f"(d) against it {says('d-f')}"
+             + (" (the accepted right tails tell the recommender less than random true ones)"
+                if p["d-f"]["auc_new"]["ci95"][1] < 0 else "") + ".",
+             f"- Every proposal, unverified: {says('d_unverified-c')}; on the asked items "
+             f"{says('d_unverified-c', 'asked')} (what the precision target trades away).",
              f"- Accepted precision {c['accepted']['precision']:.3f} at recall "
              f"{c['accepted']['recall']:.3f} ({c['accepted']['correct']} of "
              f"{c['accepted']['n']} accepted are right; the answer key has "
